@@ -1,0 +1,35 @@
+"""Named errors of the cluster core; each says what went wrong and what to do instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+class UnroutableCommand(Exception):
+    """A command cannot be sent to exactly one host: it has no key, or its keys span hosts."""
+
+
+class BadHostSetup(Exception):
+    """The host configuration cannot work: ids with gaps, a URL that does not parse, ..."""
+
+
+class HostError(Exception):
+    """Mixin for errors that happened on one host; carries the host id, never its password."""
+
+    host_id: Any = None
+
+    def __init__(self, message: str, host: Any = None) -> None:
+        self.host_id = getattr(host, "host_id", host)
+        label = getattr(host, "label", None) or (f"host {host}" if host is not None else "")
+        super().__init__(f"{label}: {message}" if label else message)
+
+
+class HostConnectionError(HostError, RedisConnectionError):
+    """A host could not be reached or dropped the connection (a redis ConnectionError)."""
+
+
+class HostTimeoutError(HostError, RedisTimeoutError):
+    """A host did not answer in time (a redis TimeoutError)."""

@@ -1,0 +1,282 @@
+"""Host descriptions: the one place where host settings (dicts or URLs) are parsed.
+
+A ``HostInfo`` is what the rest of the core knows about a node. Its repr never shows a
+password. ``rb_host_description`` reproduces the string rb hashed into its ketama ring, so
+consistent hashing places keys exactly where rb did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .errors import BadHostSetup
+
+#: Settings a host accepts (rb's, plus ``username`` for ACL users).
+HOST_FIELDS = (
+    "host",
+    "port",
+    "unix_socket_path",
+    "db",
+    "username",
+    "password",
+    "ssl",
+    "ssl_options",
+)
+
+#: Query parameters of a rediss:// URL that become ``ssl_options`` (redis-py's ssl_* names).
+SSL_QUERY_OPTIONS = {
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_path",
+    "ssl_ca_data",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_password",
+    "ssl_check_hostname",
+    "ssl_min_version",
+    "ssl_ciphers",
+}
+
+URL_SCHEMES = ("redis", "rediss", "unix")
+
+
+class HostInfo:
+    """One node of a cluster: where it is and how to log in (``host_id`` is its identity)."""
+
+    __slots__ = HOST_FIELDS + ("host_id",)
+
+    def __init__(
+        self,
+        host_id: int,
+        host: str = "localhost",
+        port: int = 6379,
+        unix_socket_path: str | None = None,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        ssl: bool = False,
+        ssl_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.host_id = host_id
+        self.host = host
+        self.port = port
+        self.unix_socket_path = unix_socket_path
+        self.db = db
+        self.username = username
+        self.password = password
+        self.ssl = ssl
+        self.ssl_options = ssl_options
+
+    @property
+    def address(self) -> str:
+        """Where the node is, without credentials: ``127.0.0.1:6380/2`` or ``unix:/x.sock/0``."""
+        if self.unix_socket_path is not None:
+            return f"unix:{self.unix_socket_path}/{self.db}"
+        scheme = "rediss://" if self.ssl else ""
+        return f"{scheme}{self.host}:{self.port}/{self.db}"
+
+    @property
+    def label(self) -> str:
+        """How errors name this host."""
+        return f"host {self.host_id} ({self.address})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HostInfo):
+            return NotImplemented
+        return self.host_id == other.host_id
+
+    def __hash__(self) -> int:
+        return hash(self.host_id)
+
+    def __repr__(self) -> str:
+        shown = []
+        for name in sorted(self.__slots__):
+            value = getattr(self, name)
+            if name == "password" and value is not None:
+                value = "***"
+            shown.append(f"{name}={value!r}")
+        return f"<HostInfo {' '.join(shown)}>"
+
+
+def rb_host_description(host: HostInfo) -> str:
+    """The exact text rb 1.11 hashed for a host on its ketama ring (password included).
+
+    rb printed its HostInfo as ``<HostInfo k=v ...>`` over its attributes sorted by name; it had
+    no ``username``, so one appears here only when set. Never log or show this string.
+    """
+    fields = {
+        "db": host.db,
+        "host": host.host,
+        "host_id": host.host_id,
+        "password": host.password,
+        "port": host.port,
+        "ssl": host.ssl,
+        "ssl_options": host.ssl_options,
+        "unix_socket_path": host.unix_socket_path,
+    }
+    if host.username is not None:
+        fields["username"] = host.username
+    return "<HostInfo %s>" % " ".join(f"{k}={v!r}" for k, v in sorted(fields.items()))
+
+
+def redact_url(url: str) -> str:
+    """A host URL with its password replaced, safe for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:***@" + parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _int_option(value: str, what: str, url: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadHostSetup(f"{what} must be a number in host URL {redact_url(url)}") from None
+
+
+def _bool_option(value: str) -> bool | str:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    return value
+
+
+def parse_host_url(url: str) -> dict[str, Any]:
+    """Turn ``redis://``, ``rediss://`` or ``unix://`` into host settings (``BadHostSetup`` if bad)."""
+    if not isinstance(url, str):
+        raise BadHostSetup(f"A host URL must be a string, not {type(url).__name__}.")
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise BadHostSetup(f"Host URL {redact_url(url)} does not parse: {exc}") from None
+    if parts.scheme not in URL_SCHEMES:
+        raise BadHostSetup(
+            f"Host URL {redact_url(url)} must start with redis://, rediss:// or unix://."
+        )
+    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    cfg: dict[str, Any] = {}
+    if parts.username:
+        cfg["username"] = unquote(parts.username)
+    if parts.password is not None:
+        cfg["password"] = unquote(parts.password)
+    if "password" in query:
+        cfg["password"] = query.pop("password")
+    if "username" in query:
+        cfg["username"] = query.pop("username")
+
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise BadHostSetup(f"Host URL {redact_url(url)} names no socket path.")
+        cfg["unix_socket_path"] = unquote(parts.path)
+        db = query.pop("db", "0")
+    else:
+        if not parts.hostname:
+            raise BadHostSetup(f"Host URL {redact_url(url)} names no host.")
+        cfg["host"] = unquote(parts.hostname)
+        cfg["port"] = port if port is not None else 6379
+        path_db = parts.path.lstrip("/")
+        db = query.pop("db", path_db or "0")
+        if parts.scheme == "rediss":
+            cfg["ssl"] = True
+            ssl_options = {
+                name[len("ssl_"):]: _bool_option(query.pop(name))
+                for name in sorted(SSL_QUERY_OPTIONS & set(query))
+            }
+            if ssl_options:
+                cfg["ssl_options"] = ssl_options
+    cfg["db"] = _int_option(db, "The db", url)
+    if query:
+        names = ", ".join(sorted(query))
+        raise BadHostSetup(f"Host URL {redact_url(url)} has unknown options: {names}.")
+    return cfg
+
+
+def _host_config(value: Any, where: str) -> dict[str, Any]:
+    if isinstance(value, str):
+        return parse_host_url(value)
+    if isinstance(value, Mapping):
+        cfg = dict(value)
+        unknown = set(cfg) - set(HOST_FIELDS) - {"host_id"}
+        if unknown:
+            raise BadHostSetup(f"{where} has unknown settings: {', '.join(sorted(unknown))}.")
+        return cfg
+    raise BadHostSetup(f"{where} must be a dict of settings or a URL, not {type(value).__name__}.")
+
+
+def iter_host_configs(hosts: Any) -> Iterator[dict[str, Any]]:
+    """Yield one settings dict (with ``host_id``) per host, from any accepted form.
+
+    Accepted: ``{host_id: dict | url}``, a list of dicts (with ``host_id``, or numbered by
+    position) or URLs (numbered by position), or one comma-separated string of URLs.
+    """
+    if isinstance(hosts, str):
+        hosts = [part.strip() for part in hosts.split(",") if part.strip()]
+    if isinstance(hosts, Mapping):
+        items: Iterable[tuple[Any, Any]] = hosts.items()
+        for host_id, value in items:
+            cfg = _host_config(value, f"Host {host_id!r}")
+            cfg["host_id"] = host_id
+            yield cfg
+        return
+    if not isinstance(hosts, Iterable):
+        raise BadHostSetup(
+            f"Hosts must be a dict, a list or a comma-separated string, not {type(hosts).__name__}."
+        )
+    for position, value in enumerate(hosts):
+        if isinstance(value, tuple) and len(value) == 2:  # rb accepted (host_id, config) pairs
+            host_id, value = value
+            cfg = _host_config(value, f"Host {host_id!r}")
+            cfg["host_id"] = host_id
+        else:
+            cfg = _host_config(value, f"Host #{position}")
+            cfg.setdefault("host_id", position)
+        yield cfg
+
+
+def parse_hosts(hosts: Any, host_defaults: Mapping[str, Any] | None = None) -> dict[int, HostInfo]:
+    """All hosts as ``{host_id: HostInfo}``; ids must be integers without duplicates."""
+    result: dict[int, HostInfo] = {}
+    for cfg in iter_host_configs(hosts):
+        for key, value in (host_defaults or {}).items():
+            cfg.setdefault(key, value)
+        host = make_host(**cfg)
+        if host.host_id in result:
+            raise BadHostSetup(f"Two hosts share the host id {host.host_id!r}.")
+        result[host.host_id] = host
+    return result
+
+
+def make_host(host_id: Any = None, **settings: Any) -> HostInfo:
+    """Build a HostInfo, checking the id and the settings."""
+    if host_id is None:
+        raise BadHostSetup("A host needs a host_id.")
+    if isinstance(host_id, bool) or not isinstance(host_id, int):
+        raise BadHostSetup(f"Host ids must be integers, not {host_id!r}.")
+    unknown = set(settings) - set(HOST_FIELDS)
+    if unknown:
+        raise BadHostSetup(f"Host {host_id} has unknown settings: {', '.join(sorted(unknown))}.")
+    if settings.get("ssl") and settings.get("unix_socket_path"):
+        raise BadHostSetup(f"Host {host_id}: TLS is not supported over unix sockets.")
+    return HostInfo(host_id=int(host_id), **settings)
+
+
+def assert_gapless(hosts: Mapping[int, Any]) -> None:
+    """Routers number hosts 0..n-1, as rb did; anything else is a setup error."""
+    if not hosts:
+        raise BadHostSetup("No hosts were configured.")
+    missing = [i for i in range(len(hosts)) if i not in hosts]
+    if missing:
+        raise BadHostSetup(
+            f"Host ids must run from 0 to {len(hosts) - 1} without gaps; "
+            f"missing {missing[0]} (have {sorted(hosts)})."
+        )

