@@ -118,7 +118,8 @@ def rb_host_description(host: HostInfo) -> str:
     }
     if host.username is not None:
         fields["username"] = host.username
-    return "<HostInfo %s>" % " ".join(f"{k}={v!r}" for k, v in sorted(fields.items()))
+    shown = " ".join(f"{k}={v!r}" for k, v in sorted(fields.items()))
+    return f"<HostInfo {shown}>"
 
 
 def redact_url(url: str) -> str:

@@ -1,0 +1,315 @@
+"""Clients: the redis-py command surface, routed (RoutingClient), batched (MappingClient),
+broadcast (FanoutClient) or pinned to one host (LocalClient). rb's names and semantics."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from redis import Redis
+
+from .buffer import CommandBuffer
+from .engine import RoundErrors, run_round
+from .errors import UnroutableCommand
+from .promise import Promise
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+_SPLITTABLE_COUNTS = ("DEL", "UNLINK", "EXISTS", "TOUCH")
+
+
+class _Unsupported:
+    """Methods that need an immediate reply or a dedicated connection make no sense here."""
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        raise NotImplementedError(
+            "Manual pipelines are not supported: cluster.map() pipelines per host for you; "
+            "for MULTI/EXEC on one host use cluster.get_local_client_for_key(key).pipeline()."
+        )
+
+    def pubsub(self, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "Pub/sub needs a dedicated connection: use "
+            "cluster.get_local_client_for_key(channel).pubsub()."
+        )
+
+
+class LocalClient(Redis):
+    """A plain redis-py client on one host's pool: immediate results, every command allowed."""
+
+    def __init__(self, connection_pool: Any = None, **kwargs: Any) -> None:
+        if connection_pool is None:
+            raise TypeError("A local client needs the connection pool of its host.")
+        super().__init__(connection_pool=connection_pool, **kwargs)
+
+
+class MappingClient(_Unsupported, Redis):
+    """Inside ``cluster.map()``: every command returns a Promise; nothing is sent until the block
+    ends, then each host gets one pipeline, all hosts in parallel."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        max_concurrency: int | None = None,
+        auto_batch: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        # Redis.__init__ is skipped on purpose: it builds a pool we never use and costs ~60 µs
+        self._cluster = cluster
+        self.connection_pool = None
+        self._codec = cluster.codec
+        self.response_callbacks = self._codec.callbacks
+        self._router = router = cluster.get_router()
+        self._route = router.get_host_for_key
+        self._route_encoded = getattr(router, "routes_encoded_keys", False) and (
+            self._codec.encoder.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+        )
+        self._encode = self._codec.encoder.encode
+        self._max_concurrency = max_concurrency
+        self.auto_batch = auto_batch
+        self.timeout = timeout
+        self._buffers: dict[int, CommandBuffer] = {}
+        self._errors = RoundErrors()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} hosts={sorted(self._cluster.hosts)}>"
+
+    def __del__(self) -> None:  # Redis.__del__ would close a pool we do not own
+        pass
+
+    def close(self) -> None:
+        """Nothing to close: connections are borrowed per round and always returned."""
+
+    # -- the generic path -------------------------------------------------------------------
+
+    def execute_command(self, *args: Any, **options: Any) -> Promise:
+        """Queue any keyed command on the host its keys live on."""
+        host_id = self._router.get_host_for_command(args[0], args[1:])
+        return self._buffer(host_id).enqueue(args, options)
+
+    def _buffer(self, host_id: int) -> CommandBuffer:
+        buffer = self._buffers.get(host_id)
+        if buffer is None:
+            if self._max_concurrency is not None and len(self._buffers) >= self._max_concurrency:
+                self._flush()
+            if host_id not in self._cluster.hosts:
+                raise UnroutableCommand(f"There is no host {host_id!r} in this cluster.")
+            buffer = self._buffers[host_id] = CommandBuffer(host_id, self._codec, self.auto_batch)
+        return buffer
+
+    # -- hot paths: encode the key once, route on the bytes, queue without re-encoding -------
+
+    def _queue_keyed(self, name: str, key: Any, rest: tuple) -> Promise:
+        data = key if type(key) is bytes else self._encode(key)
+        host_id = self._route(data if self._route_encoded else key)
+        buffer = self._buffers.get(host_id)
+        if buffer is None:
+            buffer = self._buffer(host_id)
+        promise = Promise()
+        buffer.queue.append((name, (name.encode(), data, *rest), None, promise))
+        return promise
+
+    def get(self, name: Any) -> Promise:
+        """GET, folded with its neighbours into one MGET per host."""
+        data = name if type(name) is bytes else self._encode(name)
+        host_id = self._route(data if self._route_encoded else name)
+        buffer = self._buffers.get(host_id)
+        if buffer is None:
+            buffer = self._buffer(host_id)
+        promise = Promise()
+        buffer.queue.append(("GET", (b"GET", data), None, promise))
+        return promise
+
+    def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Promise:
+        """SET; without options it is folded with its neighbours into one MSET per host."""
+        if args or any(v not in (None, False) for v in kwargs.values()):
+            return Redis.set(self, name, value, *args, **kwargs)
+        return self._queue_keyed("SET", name, (self._encode(value),))
+
+    def delete(self, *names: Any) -> Promise:
+        """DEL; keys on several hosts are split and their counts added up."""
+        if len(names) == 1:
+            return self._queue_keyed("DEL", names[0], ())
+        return self._split_count("DEL", names)
+
+    def unlink(self, *names: Any) -> Promise:
+        """UNLINK, split per host like delete()."""
+        return self._split_count("UNLINK", names)
+
+    def exists(self, *names: Any) -> Promise:
+        """EXISTS over keys on any hosts: the number that exist."""
+        return self._split_count("EXISTS", names)
+
+    def touch(self, *names: Any) -> Promise:
+        """TOUCH over keys on any hosts: the number that exist."""
+        return self._split_count("TOUCH", names)
+
+    def _split_count(self, command: str, names: Iterable[Any]) -> Promise:
+        parts = [self.execute_command(command, name) for name in names]
+        return Promise.all(parts).then(sum)
+
+    def mget(self, keys: Any, *args: Any) -> Promise:
+        """MGET across hosts: one GET per key (folded back into MGETs per host)."""
+        names = [keys, *args] if isinstance(keys, (str, bytes)) else [*keys, *args]
+        return Promise.all([self.get(name) for name in names])
+
+    def mset(self, mapping: Any) -> Promise:
+        """MSET across hosts: one SET per key (folded back into MSETs per host)."""
+        return Promise.all([self.set(k, v) for k, v in dict(mapping).items()]).then(all)
+
+    def lock(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "A lock needs immediate replies: use cluster.get_routing_client().lock(name) "
+            "or cluster.get_local_client_for_key(name).lock(name)."
+        )
+
+    # -- rounds -------------------------------------------------------------------------------
+
+    def _flush(self, timeout: float | None = None) -> None:
+        buffers = list(self._buffers.values())
+        self._buffers.clear()
+        cluster = self._cluster
+        run_round(buffers, cluster.hosts, cluster.get_pool_for_host, timeout, self._errors)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Send what is queued, wait for every reply (or the timeout), raise the first error."""
+        self._flush(self.timeout if timeout is None else timeout)
+        errors, self._errors = self._errors, RoundErrors()
+        if errors.first is not None:
+            raise errors.first
+
+    def cancel(self) -> None:
+        """Forget what is queued and not yet sent; those promises stay pending."""
+        self._buffers.clear()
+
+
+class FanoutClient(MappingClient):
+    """Inside ``cluster.fanout()`` / ``all()``: each command goes to every targeted host and
+    returns a promise of ``{host_id: value}``."""
+
+    # the mapping client's per-key shortcuts do not apply: every command is broadcast
+    get = Redis.get
+    set = Redis.set
+    delete = Redis.delete
+    unlink = Redis.unlink
+    exists = Redis.exists
+    touch = Redis.touch
+    mget = Redis.mget
+    mset = Redis.mset
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        hosts: Any = None,
+        max_concurrency: int | None = None,
+        auto_batch: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(cluster, max_concurrency, auto_batch, timeout)
+        self._target_hosts = hosts
+        self._singular = False
+        self._retargeted = False
+
+    def target(self, hosts: Any) -> FanoutClient:
+        """This client aimed at other hosts for the next calls (same round, same buffers)."""
+        if self._retargeted:
+            raise TypeError("Cannot use target more than once.")
+        view = copy.copy(self)
+        view._target_hosts = hosts
+        view._retargeted = True
+        view._singular = False
+        return view
+
+    def target_key(self, key: Any) -> FanoutClient:
+        """Aimed at the host that holds ``key``; promises then hold that host's value alone."""
+        view = self.target([self._router.get_host_for_key(key)])
+        view._singular = True
+        return view
+
+    def _targets(self) -> list[int]:
+        hosts = self._target_hosts
+        if hosts == "all":
+            return list(self._cluster.hosts)
+        if hosts is None:
+            raise UnroutableCommand(
+                "This fanout client has no target hosts: pass hosts=[...] or 'all' to "
+                "cluster.fanout(), or call client.target(hosts) / client.target_key(key)."
+            )
+        return list(hosts)
+
+    def execute_command(self, *args: Any, **options: Any) -> Promise:
+        """Queue the command on every target host."""
+        hosts = self._targets()
+        if self._singular and len(hosts) == 1:
+            return self._buffer(hosts[0]).enqueue(args, options)
+        return Promise.all({h: self._buffer(h).enqueue(args, options) for h in hosts})
+
+
+class MapManager:
+    """The ``with cluster.map() as client:`` block: join on a clean exit, drop on an error."""
+
+    def __init__(self, client: MappingClient, timeout: float | None = None) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.entered: float | None = None
+
+    def __enter__(self) -> Any:
+        self.entered = time.monotonic()
+        return self.client
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.client.cancel()
+            return
+        self.client.join(timeout=self.timeout)
+
+
+class RoutingClient(_Unsupported, Redis):
+    """Immediate results, each command sent to the host its key lives on (thread safe)."""
+
+    def __init__(self, cluster: Cluster, auto_batch: bool = True) -> None:
+        # like MappingClient, no Redis.__init__: commands run on the hosts' local clients
+        self._cluster = cluster
+        self.connection_pool = None
+        self.response_callbacks = cluster.codec.callbacks
+        self.auto_batch = auto_batch
+
+    def __repr__(self) -> str:
+        return f"<RoutingClient hosts={sorted(self._cluster.hosts)}>"
+
+    def __del__(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """Nothing to close: the hosts' pools belong to the cluster."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Run one command on its key's host and return the reply."""
+        host_id = self._cluster.get_router().get_host_for_command(args[0], args[1:])
+        return self._cluster.get_local_client(host_id).execute_command(*args, **options)
+
+    def lock(self, name: Any, *args: Any, **kwargs: Any) -> Any:
+        """A redis-py Lock on the host that holds ``name``."""
+        return self._cluster.get_local_client_for_key(name).lock(name, *args, **kwargs)
+
+    def get_mapping_client(self, max_concurrency: int = 64, auto_batch: bool | None = None) -> MappingClient:
+        """A promise-returning client; prefer ``map()``, which joins for you."""
+        batch = self.auto_batch if auto_batch is None else auto_batch
+        return MappingClient(self._cluster, max_concurrency, batch)
+
+    def get_fanout_client(self, hosts: Any, max_concurrency: int = 64, auto_batch: bool | None = None) -> FanoutClient:
+        """A broadcasting client; prefer ``fanout()``, which joins for you."""
+        batch = self.auto_batch if auto_batch is None else auto_batch
+        return FanoutClient(self._cluster, hosts, max_concurrency, batch)
+
+    def map(self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool | None = None) -> MapManager:
+        """``with routing_client.map() as c:`` — see Cluster.map."""
+        return MapManager(self.get_mapping_client(max_concurrency, auto_batch), timeout)
+
+    def fanout(self, hosts: Any = None, timeout: float | None = None, max_concurrency: int = 64,
+               auto_batch: bool | None = None) -> MapManager:  # fmt: skip
+        """``with routing_client.fanout(hosts) as c:`` — see Cluster.fanout."""
+        return MapManager(self.get_fanout_client(hosts, max_concurrency, auto_batch), timeout)

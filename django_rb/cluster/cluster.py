@@ -1,0 +1,225 @@
+"""The Cluster: hosts, their connection pools, the router, and the ways to talk to them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from functools import cache
+from hashlib import sha1
+from typing import Any
+
+from redis import ConnectionPool, Redis
+from redis.connection import SSLConnection, UnixDomainSocketConnection
+
+from .buffer import Codec
+from .clients import FanoutClient, LocalClient, MapManager, MappingClient, RoutingClient
+from .errors import BadHostSetup
+from .hosts import HostInfo, make_host, parse_hosts
+from .promise import Promise
+from .router import BaseRouter, PartitionRouter
+
+#: Finite by default, so a dead or stalled node fails fast instead of hanging a request.
+DEFAULT_POOL_OPTIONS: dict[str, Any] = {
+    "socket_timeout": 3.0,
+    "socket_connect_timeout": 1.0,
+}
+
+
+@cache
+def _resp2_callbacks() -> dict[str, Any]:
+    """redis-py's reply shaping for RESP2, taken once from a client that never connects."""
+    client = Redis(connection_pool=ConnectionPool(protocol=2))
+    return dict(client.response_callbacks)
+
+
+class Cluster:
+    """Many independent Redis hosts behind one object; share it for the process lifetime.
+
+    ``hosts`` is ``{host_id: settings}``, a list of settings dicts or URLs, or a
+    comma-separated string of URLs; ``host_defaults`` fill in missing settings. The router
+    (``PartitionRouter`` by default, as in rb) decides where each key lives.
+    """
+
+    def __init__(
+        self,
+        hosts: Any,
+        host_defaults: Mapping[str, Any] | None = None,
+        pool_cls: type | None = None,
+        pool_options: Mapping[str, Any] | None = None,
+        router_cls: type[BaseRouter] | None = None,
+        router_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._lock = threading.RLock()
+        self.pool_cls = pool_cls or ConnectionPool
+        self.pool_options = {**DEFAULT_POOL_OPTIONS, **(pool_options or {})}
+        protocol = self.pool_options.setdefault("protocol", 2)
+        if str(protocol) != "2":
+            raise BadHostSetup(
+                f"pool_options protocol={protocol!r}: map() and fanout() speak RESP2; "
+                "leave protocol unset (django_rb uses 2)."
+            )
+        self.router_cls = router_cls or PartitionRouter
+        self.router_options = dict(router_options or {})
+        self.host_defaults = dict(host_defaults or {})
+        self.hosts: dict[int, HostInfo] = parse_hosts(hosts, self.host_defaults)
+        self._hosts_age = 0
+        self._router: tuple[BaseRouter, int] | None = None
+        self._pools: dict[int, Any] = {}
+        self._local_clients: dict[int, LocalClient] = {}
+        self.codec = Codec(
+            _resp2_callbacks(),
+            encoding=self.pool_options.get("encoding", "utf-8"),
+            encoding_errors=self.pool_options.get("encoding_errors", "strict"),
+            decode_responses=bool(self.pool_options.get("decode_responses", False)),
+        )
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{h.host_id}: {h.address}" for h in self.hosts.values())
+        return f"<Cluster {self.router_cls.__name__} {{{shown}}}>"
+
+    # -- hosts --------------------------------------------------------------------------------
+
+    def add_host(self, host_id: int | None = None, **settings: Any) -> None:
+        """Add a host (mostly for tests: the router is rebuilt, keys may move)."""
+        for key, value in self.host_defaults.items():
+            settings.setdefault(key, value)
+        host = make_host(host_id, **settings)
+        with self._lock:
+            if host.host_id in self.hosts:
+                raise BadHostSetup(f"Two hosts share the host id {host.host_id!r}.")
+            self.hosts[host.host_id] = host
+            self._hosts_age += 1
+
+    def remove_host(self, host_id: int) -> bool:
+        """Remove a host and close its pool; True if it existed."""
+        with self._lock:
+            existed = self.hosts.pop(host_id, None) is not None
+            self._local_clients.pop(host_id, None)
+            pool = self._pools.pop(host_id, None)
+            if pool is not None:
+                pool.disconnect()
+            self._hosts_age += 1
+            return existed
+
+    def disconnect_pools(self) -> None:
+        """Close every pooled connection (they reconnect on next use)."""
+        with self._lock:
+            for pool in self._pools.values():
+                pool.disconnect()
+            self._pools.clear()
+            self._local_clients.clear()
+
+    # -- routing and pools --------------------------------------------------------------------
+
+    def get_router(self) -> BaseRouter:
+        """The router for the current hosts (rebuilt after hosts change)."""
+        cached = self._router
+        if cached is not None and cached[1] == self._hosts_age:
+            return cached[0]
+        with self._lock:
+            router = self.router_cls(self, **self.router_options)
+            self._router = (router, self._hosts_age)
+            return router
+
+    def get_pool_for_host(self, host_id: int | HostInfo) -> Any:
+        """The redis-py connection pool of one host, created on first use."""
+        if isinstance(host_id, HostInfo):
+            host_id = host_id.host_id
+        pool = self._pools.get(host_id)
+        if pool is not None:
+            return pool
+        with self._lock:
+            pool = self._pools.get(host_id)
+            if pool is None:
+                host = self.hosts.get(host_id)
+                if host is None:
+                    raise LookupError(f"Host {host_id!r} does not exist")
+                pool = self._pools[host_id] = self.pool_cls(**self._pool_kwargs(host))
+            return pool
+
+    def _pool_kwargs(self, host: HostInfo) -> dict[str, Any]:
+        kwargs = dict(self.pool_options)
+        kwargs.update(db=host.db, password=host.password)
+        if host.username is not None:
+            kwargs["username"] = host.username
+        if host.unix_socket_path is not None:
+            kwargs.update(path=host.unix_socket_path, connection_class=UnixDomainSocketConnection)
+            for tcp_only in ("socket_keepalive", "socket_keepalive_options"):
+                kwargs.pop(tcp_only, None)
+        else:
+            kwargs.update(host=host.host, port=host.port)
+            if host.ssl:
+                kwargs["connection_class"] = SSLConnection
+                kwargs.update((f"ssl_{k}", v) for k, v in (host.ssl_options or {}).items())
+        return kwargs
+
+    # -- clients ------------------------------------------------------------------------------
+
+    def get_local_client(self, host_id: int) -> LocalClient:
+        """A plain redis-py client on one host (immediate results, any command)."""
+        client = self._local_clients.get(host_id)
+        if client is None:
+            client = LocalClient(connection_pool=self.get_pool_for_host(host_id))
+            self._local_clients[host_id] = client
+        return client
+
+    def get_local_client_for_key(self, key: Any) -> LocalClient:
+        """The local client of the host that holds ``key``."""
+        return self.get_local_client(self.get_router().get_host_for_key(key))
+
+    def get_routing_client(self, auto_batch: bool = True) -> RoutingClient:
+        """A client that routes each command by its key and returns results immediately."""
+        return RoutingClient(self, auto_batch=auto_batch)
+
+    def map(self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True) -> MapManager:
+        """``with cluster.map() as client:`` — commands return promises, sent in one parallel
+        round when the block ends; the first error is raised after everything settled."""
+        return MapManager(MappingClient(self, max_concurrency, auto_batch), timeout)
+
+    def fanout(self, hosts: Any = None, timeout: float | None = None, max_concurrency: int = 64,
+               auto_batch: bool = True) -> MapManager:  # fmt: skip
+        """``with cluster.fanout(hosts=[0, 1]) as client:`` — every command goes to each host;
+        promises hold ``{host_id: value}``."""
+        return MapManager(FanoutClient(self, hosts, max_concurrency, auto_batch), timeout)
+
+    def all(self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True) -> MapManager:
+        """``fanout`` to every host."""
+        return self.fanout("all", timeout, max_concurrency, auto_batch)
+
+    def execute_commands(self, mapping: Mapping[Any, list[tuple]], *args: Any, **kwargs: Any) -> dict[Any, list[Promise]]:
+        """Run lists of commands on the host of each routing key, in one parallel round.
+
+        A command is ``(name, *args)`` or ``(script, keys, args)`` for a redis-py ``Script``
+        (anything with ``.script``); scripts are loaded where needed in the same round.
+        """
+        results: dict[Any, list[Promise]] = {}
+        loaded: set[tuple[int, str]] = set()
+        with self.fanout(*args, **kwargs) as client:
+            for key, commands in mapping.items():
+                targeted = client.target_key(key)
+                host_id = targeted._targets()[0]
+                results[key] = promises = []
+                for command in commands:
+                    if not _is_script(command[0]):
+                        promises.append(targeted.execute_command(*command))
+                        continue
+                    script, keys, argv = command[0], list(command[1]), list(command[2])
+                    sha = _script_sha(script)
+                    if (host_id, sha) not in loaded:
+                        loaded.add((host_id, sha))
+                        targeted.execute_command("SCRIPT LOAD", script.script)
+                    promises.append(targeted.execute_command("EVALSHA", sha, len(keys), *keys, *argv))
+        return results
+
+
+def _is_script(value: Any) -> bool:
+    return hasattr(value, "script") and not isinstance(value, (str, bytes))
+
+
+def _script_sha(script: Any) -> str:
+    sha = getattr(script, "sha", None)
+    if not sha:
+        body = script.script
+        sha = sha1(body.encode() if isinstance(body, str) else body).hexdigest()
+        script.sha = sha
+    return sha

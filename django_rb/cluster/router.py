@@ -1,0 +1,111 @@
+"""Routers answer one question: which host holds this key. Nothing else lives here."""
+
+from __future__ import annotations
+
+import weakref
+from binascii import crc32
+from typing import TYPE_CHECKING, Any
+
+from .errors import UnroutableCommand
+from .hosts import assert_gapless, rb_host_description
+from .ketama import Ketama, key_bytes
+from .keyspecs import command_keys
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+
+class BaseRouter:
+    """Subclass and implement ``get_host_for_key`` for a custom placement."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        # a weak reference: the cluster caches its router, and a cycle would delay collection
+        self._cluster = weakref.ref(cluster)
+
+    @property
+    def cluster(self) -> Cluster:
+        """The cluster this router belongs to."""
+        cluster = self._cluster()
+        if cluster is None:
+            raise RuntimeError("The cluster of this router is gone.")
+        return cluster
+
+    def get_key(self, command: str, args: tuple[Any, ...]) -> Any:
+        """The one key a command works on (``UnroutableCommand`` if none or several)."""
+        keys = command_keys((command, *args))
+        if len(keys) == 1:
+            return keys[0]
+        if not keys:
+            raise UnroutableCommand(
+                f"{command!r} has no key, so no host can be chosen for it. Send it to every "
+                "host with cluster.all() / cluster.fanout(), or to one with a local client."
+            )
+        raise UnroutableCommand(
+            f"{command!r} names {len(keys)} keys; a routing client sends a command to one host. "
+            "Split it per key inside cluster.map(), or use a local client."
+        )
+
+    def get_host_for_command(self, command: str, args: tuple[Any, ...]) -> int:
+        """The host a command must go to; all its keys must live there."""
+        keys = command_keys((command, *args))
+        if not keys:
+            raise UnroutableCommand(
+                f"{command!r} has no key, so no host can be chosen for it. Send it to every "
+                "host with cluster.all() / cluster.fanout(), or to one with a local client."
+            )
+        host_id = self.get_host_for_key(keys[0])
+        for key in keys[1:]:
+            other = self.get_host_for_key(key)
+            if other != host_id:
+                raise UnroutableCommand(
+                    f"{command!r} names keys on different hosts ({keys[0]!r} on {host_id}, "
+                    f"{key!r} on {other}). Issue one command per key inside cluster.map() "
+                    "(mget/mset/delete are split for you there)."
+                )
+        return host_id
+
+    def get_host_for_key(self, key: Any) -> int:
+        """The host id for ``key``."""
+        raise NotImplementedError
+
+
+class PartitionRouter(BaseRouter):
+    """rb's default: the key's signed (Python 2 style) crc32, modulo the host count."""
+
+    #: same host for a key and its utf-8 bytes, so clients may route on the encoded key
+    routes_encoded_keys = True
+
+    def __init__(self, cluster: Cluster) -> None:
+        super().__init__(cluster)
+        assert_gapless(cluster.hosts)
+        self._count = len(cluster.hosts)
+
+    def get_host_for_key(self, key: Any) -> int:
+        """crc32 placement, identical to rb's for str, bytes and int keys."""
+        if type(key) is bytes:
+            value = crc32(key)
+        else:
+            value = crc32(key_bytes(key))
+        # rb signed the unsigned crc32 to match Python 2, then took Python's modulo
+        if value & 0x80000000:
+            value -= 0x100000000
+        return value % self._count
+
+
+class ConsistentHashingRouter(BaseRouter):
+    """rb's ketama ring: adding a host moves only about 1/N of the keys."""
+
+    routes_encoded_keys = True
+
+    def __init__(self, cluster: Cluster) -> None:
+        super().__init__(cluster)
+        assert_gapless(cluster.hosts)
+        hosts = cluster.hosts
+        self._ring = Ketama({rb_host_description(hosts[i]): i for i in sorted(hosts)})
+
+    def get_host_for_key(self, key: Any) -> int:
+        """The host the ring assigns to ``key``."""
+        host_id = self._ring.get_node(key)
+        if host_id is None:
+            raise UnroutableCommand("No host was found for the key on the ring.")
+        return host_id  # type: ignore[return-value]
