@@ -1,0 +1,396 @@
+"""RBCache: Django's cache API over a sharded set of Redis nodes.
+
+Settings::
+
+    CACHES = {
+        "default": {
+            "BACKEND": "django_rb.cache.RBCache",
+            # a cluster name from RB_CLUSTERS, or node URLs (a list or a comma-separated string)
+            "LOCATION": "default",
+            "OPTIONS": {"SERIALIZER": "pickle", "COMPRESSOR": "zstd", "IGNORE_EXCEPTIONS": True},
+        }
+    }
+
+This layer does what Django's backends do (keys, versions, validation, timeout conventions)
+and leaves values and I/O to ``RBCacheClient``. See docs/cache.md for every option.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, get_key_func
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.functional import cached_property
+from django.utils.module_loading import import_string
+
+from .client import RBCacheClient
+from .compressors import get_compressor
+from .serializers import get_serializer
+
+#: Options of this backend. django-redis's spellings are accepted too (see ``_ALIASES``).
+KNOWN_OPTIONS = {
+    "SERIALIZER",
+    "COMPRESSOR",
+    "COMPRESS_MIN_LENGTH",
+    "COMPRESS_LEVEL",
+    "PICKLE_VERSION",
+    "IGNORE_EXCEPTIONS",
+    "LOG_IGNORED_EXCEPTIONS",
+    "POOL_OPTIONS",
+    "CONNECTION_POOL_KWARGS",
+    "SOCKET_TIMEOUT",
+    "SOCKET_CONNECT_TIMEOUT",
+    "PASSWORD",
+    "ROUTER",
+    "REVERSE_KEY_FUNCTION",
+    "SCAN_COUNT",
+    # read by Django's BaseCache; meaningless for Redis (no culling), accepted like RedisCache
+    "MAX_ENTRIES",
+    "CULL_FREQUENCY",
+}
+
+#: Options that only make sense for a cache that owns its cluster (URLs in LOCATION).
+CLUSTER_OPTIONS = {
+    "POOL_OPTIONS",
+    "CONNECTION_POOL_KWARGS",
+    "SOCKET_TIMEOUT",
+    "SOCKET_CONNECT_TIMEOUT",
+    "PASSWORD",
+    "ROUTER",
+}
+
+#: Per-node settings: they belong in each LOCATION URL, not in pool options.
+HOST_SETTINGS = {"host", "port", "db", "username", "password", "unix_socket_path"}
+
+#: Short names for ROUTER; anything else is a dotted path or a class.
+ROUTERS = {
+    "partition": "django_rb.cluster.PartitionRouter",
+    "consistent_hashing": "django_rb.cluster.ConsistentHashingRouter",
+}
+
+DEFAULT_COMPRESS_MIN_LENGTH = 1024
+DEFAULT_SCAN_COUNT = 1000
+
+_GLOB_SPECIAL = re.compile(r"([*?[\]\\])")
+
+# Clusters built from LOCATION URLs, shared by every thread's instance of the same cache
+# (Django makes one backend instance per thread; each having its own pools would multiply the
+# connections by the number of threads).
+_own_clusters: dict[str, Any] = {}
+_own_clusters_lock = threading.Lock()
+
+
+def glob_escape(text: str) -> str:
+    """Escape SCAN/KEYS glob characters so that ``text`` matches only itself."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+def default_reverse_key(key: str) -> str:
+    """The user's key back from ``prefix:version:key`` (Django's default key function)."""
+    return key.split(":", 2)[2]
+
+
+def split_location(location: Any) -> list[str]:
+    """LOCATION as a list of strings (a comma- or semicolon-separated string, like RedisCache)."""
+    if isinstance(location, str):
+        return [part.strip() for part in re.split("[;,]", location) if part.strip()]
+    return [str(part).strip() for part in location or ()]
+
+
+class RBCache(BaseCache):
+    """Django cache backend sharding keys over many Redis nodes through django_rb's core."""
+
+    def __init__(self, server: Any, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        options = dict(params.get("OPTIONS") or {})
+        self._options = options
+        self._locations = split_location(server)
+        if not self._locations:
+            raise ImproperlyConfigured(
+                "RBCache needs a LOCATION: a cluster name from RB_CLUSTERS or redis:// URLs."
+            )
+        is_urls = any("://" in location for location in self._locations)
+        if not is_urls and len(self._locations) > 1:
+            raise ImproperlyConfigured(
+                "RBCache LOCATION is either one cluster name or a list of redis:// URLs."
+            )
+        self._cluster_name = None if is_urls else self._locations[0]
+
+        unknown = sorted(name for name in options if name.isupper() and name not in KNOWN_OPTIONS)
+        if unknown:
+            raise ImproperlyConfigured(
+                f"RBCache does not know the OPTIONS {', '.join(unknown)} "
+                "(see docs/cache.md for the ones it has)."
+            )
+        self._pool_options = self._collect_pool_options(options)
+        if self._cluster_name is not None:
+            given = sorted(CLUSTER_OPTIONS & set(options))
+            if self._pool_options or given:
+                names = ", ".join(given + sorted(self._pool_options))
+                raise ImproperlyConfigured(
+                    f"RBCache LOCATION {self._cluster_name!r} is a shared cluster from "
+                    f"RB_CLUSTERS; set {names} there, not in the cache's OPTIONS."
+                )
+
+        pool_cls = self._pool_options.pop("pool_class", None)  # Django RedisCache's name
+        self._pool_cls = import_string(pool_cls) if isinstance(pool_cls, str) else pool_cls
+
+        self._serializer = get_serializer(options.get("SERIALIZER"), options)
+        self._compressor = get_compressor(options.get("COMPRESSOR"), options)
+        self._compress_min_length = self._int_option(
+            "COMPRESS_MIN_LENGTH", DEFAULT_COMPRESS_MIN_LENGTH
+        )
+        self._scan_count = self._int_option("SCAN_COUNT", DEFAULT_SCAN_COUNT)
+        self._ignore_exceptions = bool(options.get("IGNORE_EXCEPTIONS", False))
+        self._log_ignored_exceptions = bool(options.get("LOG_IGNORED_EXCEPTIONS", True))
+        self.reverse_key_func = get_key_func(
+            options.get("REVERSE_KEY_FUNCTION") or default_reverse_key
+        )
+
+    def _int_option(self, name: str, default: int) -> int:
+        value = self._options.get(name, default)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ImproperlyConfigured(f"RBCache OPTIONS {name} must be an integer.") from None
+
+    @staticmethod
+    def _collect_pool_options(options: dict[str, Any]) -> dict[str, Any]:
+        """redis-py pool settings from every spelling users bring along.
+
+        Ours (POOL_OPTIONS), django-redis's (CONNECTION_POOL_KWARGS, SOCKET_TIMEOUT,
+        SOCKET_CONNECT_TIMEOUT) and Django RedisCache's (lowercase keys go to the pool).
+        """
+        lowercase = {name: value for name, value in options.items() if not name.isupper()}
+        misplaced = sorted(HOST_SETTINGS & set(lowercase))
+        if misplaced:
+            raise ImproperlyConfigured(
+                f"RBCache OPTIONS {', '.join(misplaced)}: say where the nodes are in LOCATION "
+                "URLs (redis://user:password@host:port/db), or use OPTIONS PASSWORD."
+            )
+        if "serializer" in lowercase:
+            raise ImproperlyConfigured('RBCache takes OPTIONS "SERIALIZER", not "serializer".')
+        pool: dict[str, Any] = {}
+        pool.update(options.get("CONNECTION_POOL_KWARGS") or {})
+        pool.update(options.get("POOL_OPTIONS") or {})
+        pool.update(lowercase)
+        if "SOCKET_TIMEOUT" in options:
+            pool["socket_timeout"] = options["SOCKET_TIMEOUT"]
+        if "SOCKET_CONNECT_TIMEOUT" in options:
+            pool["socket_connect_timeout"] = options["SOCKET_CONNECT_TIMEOUT"]
+        if pool.get("decode_responses"):
+            raise ImproperlyConfigured("RBCache stores bytes; decode_responses must stay off.")
+        return pool
+
+    # -- the cluster and the client --------------------------------------------------------
+
+    @cached_property
+    def cluster(self) -> Any:
+        """The core Cluster this cache talks through (built or looked up on first use)."""
+        if self._cluster_name is not None:
+            from django_rb import get_cluster
+
+            return get_cluster(self._cluster_name)
+        from django_rb.cluster import Cluster
+
+        router = self._options.get("ROUTER")
+        if isinstance(router, str):
+            router = import_string(ROUTERS.get(router, router))
+        host_defaults = {}
+        if self._options.get("PASSWORD") is not None:
+            host_defaults["password"] = self._options["PASSWORD"]
+        # the identity of a shared cluster; it may hold a password, so it is never shown
+        identity = repr((self._locations, sorted(self._pool_options.items()), self._pool_cls,
+                         router, sorted(host_defaults.items())))  # fmt: skip
+        with _own_clusters_lock:
+            cluster = _own_clusters.get(identity)
+            if cluster is None:
+                cluster = Cluster(
+                    self._locations,
+                    host_defaults=host_defaults or None,
+                    pool_cls=self._pool_cls,
+                    pool_options=self._pool_options or None,
+                    router_cls=router,
+                )
+                _own_clusters[identity] = cluster
+        return cluster
+
+    @cached_property
+    def _cache(self) -> RBCacheClient:
+        return RBCacheClient(
+            self.cluster,
+            serializer=self._serializer,
+            compressor=self._compressor,
+            compress_min_length=self._compress_min_length,
+            ignore_exceptions=self._ignore_exceptions,
+            log_ignored_exceptions=self._log_ignored_exceptions,
+        )
+
+    def get_backend_timeout(self, timeout: Any = DEFAULT_TIMEOUT) -> float | None:
+        """Seconds for Redis (fractions kept), None for never; 0 for "expire now"."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        return None if timeout is None else max(0, timeout)
+
+    # -- Django's cache API ----------------------------------------------------------------
+
+    def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return self._cache.add(key, value, self.get_backend_timeout(timeout))
+
+    def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
+        key = self.make_and_validate_key(key, version=version)
+        return self._cache.get(key, default)
+
+    def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:  # type: ignore[override]
+        """Store the value; returns False only when its node was unavailable (IGNORE_EXCEPTIONS)."""
+        key = self.make_and_validate_key(key, version=version)
+        return self._cache.set(key, value, self.get_backend_timeout(timeout))
+
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return self._cache.touch(key, self.get_backend_timeout(timeout))
+
+    def delete(self, key: Any, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return self._cache.delete(key)
+
+    def has_key(self, key: Any, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return self._cache.has_key(key)
+
+    def incr(self, key: Any, delta: int = 1, version: Any = None) -> int:
+        """Atomic on the key's node. ValueError if the key is missing; redis's ResponseError
+        if its value is not an integer (as with Django's RedisCache)."""
+        made = self.make_and_validate_key(key, version=version)
+        return self._cache.incr(made, delta, name=key)
+
+    def get_many(self, keys: Iterable[Any], version: Any = None) -> dict[Any, Any]:
+        """One parallel round over the nodes the keys live on."""
+        key_map = {self.make_and_validate_key(key, version=version): key for key in keys}
+        if not key_map:
+            return {}
+        found = self._cache.get_many(key_map)
+        return {key_map[made]: value for made, value in found.items()}
+
+    def set_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> list[Any]:
+        """One parallel round; returns the keys that could not be stored (unavailable nodes)."""
+        if not data:
+            return []
+        key_map = {}
+        safe_data = {}
+        for key, value in data.items():
+            made = self.make_and_validate_key(key, version=version)
+            key_map[made] = key
+            safe_data[made] = value
+        failed = self._cache.set_many(safe_data, self.get_backend_timeout(timeout))
+        return [key_map[made] for made in failed]
+
+    def delete_many(self, keys: Iterable[Any], version: Any = None) -> None:
+        """One parallel round (one DEL per node)."""
+        made = [self.make_and_validate_key(key, version=version) for key in keys]
+        if made:
+            self._cache.delete_many(made)
+
+    def clear(self) -> bool:
+        """FLUSHDB of this cache's db on every node, all in parallel."""
+        return self._cache.clear()
+
+    def close(self, **kwargs: Any) -> None:
+        """Nothing to do: connections stay pooled for the next request (as with RedisCache)."""
+
+    # -- django-redis extras ---------------------------------------------------------------
+
+    def ttl(self, key: Any, version: Any = None) -> int | None:
+        """Seconds until ``key`` expires; None if it never does; 0 if it does not exist."""
+        return self._cache.ttl(self.make_and_validate_key(key, version=version))
+
+    def pttl(self, key: Any, version: Any = None) -> int | None:
+        """Like ``ttl`` in milliseconds."""
+        return self._cache.pttl(self.make_and_validate_key(key, version=version))
+
+    def expire(self, key: Any, timeout: Any, version: Any = None) -> bool:
+        """Set a new timeout in seconds (None: never expire); True if the key exists."""
+        key = self.make_and_validate_key(key, version=version)
+        timeout = self.get_backend_timeout(timeout)
+        if timeout is None:
+            return self._cache.touch(key, None)
+        return self._cache.expire(key, timeout)
+
+    def persist(self, key: Any, version: Any = None) -> bool:
+        """Remove the key's timeout; True if it had one (Redis PERSIST)."""
+        return self._cache.persist(self.make_and_validate_key(key, version=version))
+
+    def make_pattern(self, pattern: str, version: Any = None) -> str:
+        """A SCAN pattern over this cache's keys: prefix and version match only themselves."""
+        if version is None:
+            version = self.version
+        return self.key_func(pattern, glob_escape(self.key_prefix), glob_escape(str(version)))
+
+    def iter_keys(self, pattern: str, version: Any = None, itersize: int | None = None) -> Iterator[str]:
+        """The user keys matching a glob ``pattern``, lazily; SCAN on every node in parallel."""
+        search = self.make_pattern(pattern, version=version)
+        for batch in self._cache.scan(search, itersize or self._scan_count):
+            for key in batch:
+                yield self.reverse_key_func(key.decode() if isinstance(key, bytes) else key)
+
+    def keys(self, pattern: str, version: Any = None) -> list[str]:
+        """All matching user keys as a list (SCAN, never KEYS)."""
+        return list(self.iter_keys(pattern, version=version))
+
+    def delete_pattern(self, pattern: str, version: Any = None, itersize: int | None = None) -> int:
+        """Delete every key matching ``pattern``; returns how many were deleted."""
+        search = self.make_pattern(pattern, version=version)
+        deleted = 0
+        for batch in self._cache.scan(search, itersize or self._scan_count):
+            deleted += self._cache.delete_count(batch)
+        return deleted
+
+    def lock(self, key: Any, version: Any = None, timeout: float | None = None,
+             sleep: float = 0.1, blocking: bool = True, blocking_timeout: float | None = None,
+             thread_local: bool = True) -> Any:  # fmt: skip
+        """A redis-py Lock stored at this cache key, on the node that key maps to."""
+        return self._cache.lock(
+            self.make_and_validate_key(key, version=version),
+            timeout=timeout,
+            sleep=sleep,
+            blocking=blocking,
+            blocking_timeout=blocking_timeout,
+            thread_local=thread_local,
+        )
+
+    # -- async: one thread hop per call (BaseCache makes one per key for the *_many calls) ---
+
+    async def aget_many(self, keys: Iterable[Any], version: Any = None) -> dict[Any, Any]:
+        return await sync_to_async(self.get_many, thread_sensitive=True)(keys, version)
+
+    async def aset_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> list[Any]:
+        return await sync_to_async(self.set_many, thread_sensitive=True)(data, timeout, version)
+
+    async def adelete_many(self, keys: Iterable[Any], version: Any = None) -> None:
+        return await sync_to_async(self.delete_many, thread_sensitive=True)(keys, version)
+
+    async def aget_or_set(self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> Any:
+        return await sync_to_async(self.get_or_set, thread_sensitive=True)(
+            key, default, timeout, version
+        )
+
+    async def ahas_key(self, key: Any, version: Any = None) -> bool:
+        return await sync_to_async(self.has_key, thread_sensitive=True)(key, version)
+
+    async def aincr(self, key: Any, delta: int = 1, version: Any = None) -> int:
+        return await sync_to_async(self.incr, thread_sensitive=True)(key, delta, version)
+
+    async def adecr(self, key: Any, delta: int = 1, version: Any = None) -> int:
+        return await sync_to_async(self.decr, thread_sensitive=True)(key, delta, version)
+
+    async def aincr_version(self, key: Any, delta: int = 1, version: Any = None) -> int:
+        return await sync_to_async(self.incr_version, thread_sensitive=True)(key, delta, version)
+
+    async def adecr_version(self, key: Any, delta: int = 1, version: Any = None) -> int:
+        return await sync_to_async(self.decr_version, thread_sensitive=True)(key, delta, version)
