@@ -2,6 +2,8 @@
 # Do not edit by hand: rerun the script (against a newer server if need be) instead.
 """Arity, flags and key specifications of every Redis command (generated data only)."""
 
+# The generator's layout is canonical (a test compares it byte for byte): no formatter.
+# fmt: off
 REDIS_VERSION = '7.0.15'
 
 # name (upper-case; a container's subcommand is 'CONTAINER SUB'):
@@ -378,3 +380,4 @@ COMMANDS = {
     'ZUNION': (-3, ('readonly', 'movablekeys'), ((('index', 1), ('keynum', 0, 1, 1), ('RO', 'access')),), ()),
     'ZUNIONSTORE': (-4, ('write', 'denyoom', 'movablekeys'), ((('index', 1), ('range', 0, 1, 0), ('OW', 'update')), (('index', 2), ('keynum', 0, 1, 1), ('RO', 'access'))), ()),
 }
+# fmt: on
