@@ -1,8 +1,9 @@
 """The command buffer: what one host must be sent, and whose promise each reply settles.
 
 Free of I/O on purpose: the selector engine here, an asyncio engine and a Redis Cluster slot
-router reuse it unchanged. ``encode()`` turns the queue into one RESP pipeline (folding runs of
-plain GET/SET/DEL into one command each), ``on_reply()`` takes replies in order.
+router reuse it unchanged. Consecutive plain GETs (SETs, DELs) are gathered into a *run* as they
+are queued, so ``encode()`` writes each run as one MGET (MSET, DEL script) without re-reading it;
+``on_reply()`` takes replies in order and settles one promise per original command.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ DELETE_EACH_SCRIPT = (
     b"local n = {} for i, k in ipairs(KEYS) do n[i] = redis.call('DEL', k) end return n"
 )
 
-_ONE = 0  # one command, one promise
-_GETS = 1  # an MGET answering a run of GETs
-_SETS = 2  # an MSET answering a run of SETs
-_DELS = 3  # a script answering a run of DELs, one count per key
+GETS = 1  # a run of GETs, sent as one MGET
+SETS = 2  # a run of SETs, sent as one MSET
+DELS = 3  # a run of DELs, sent as one script that answers one count per key
 
-_BATCHABLE = {"GET": (_GETS, 1), "SET": (_SETS, 2), "DEL": (_DELS, 1)}
+#: command name -> (run kind, arguments after the name)
+BATCHABLE = {"GET": (GETS, 1), "SET": (SETS, 2), "DEL": (DELS, 1)}
+_SINGLE_NAMES = {GETS: "GET", SETS: "SET", DELS: "DEL"}
 _IGNORED_OPTIONS = ("keys",)
 
 
@@ -54,18 +56,30 @@ class Codec:
         return value
 
 
+class Run:
+    """Consecutive foldable commands of one kind: their flat arguments and their promises."""
+
+    __slots__ = ("kind", "args", "promises")
+
+    def __init__(self, kind: int, args: list[bytes], promise: Promise) -> None:
+        self.kind = kind
+        self.args = args
+        self.promises = [promise]
+
+
 class CommandBuffer:
     """Pending commands of one host, then the promises waiting for its replies."""
 
-    __slots__ = ("host_id", "codec", "auto_batch", "queue", "_waiting", "_next")
+    __slots__ = ("host_id", "codec", "auto_batch", "queue", "tail_run", "_waiting", "_next")
 
     def __init__(self, host_id: int, codec: Codec, auto_batch: bool = True) -> None:
         self.host_id = host_id
         self.codec = codec
         self.auto_batch = auto_batch
-        #: (upper-case command name, wire words incl. the name, options or None, promise);
-        #: clients may append to it directly on their hot paths
-        self.queue: list[tuple[str, tuple[bytes, ...], dict | None, Promise]] = []
+        #: what to send, in order: ``(NAME, wire words, options, promise)`` tuples and Runs
+        self.queue: list[Any] = []
+        #: the Run at the end of the queue, which the next foldable command may join
+        self.tail_run: Run | None = None
         self._waiting: list[tuple] = []
         self._next = 0
 
@@ -78,11 +92,30 @@ class CommandBuffer:
         name = args[0]
         if not isinstance(name, str):
             name = name.decode() if isinstance(name, bytes) else str(name)
+        name = name.upper()
         if options:
             options = {k: v for k, v in options.items() if k not in _IGNORED_OPTIONS} or None
         promise = Promise()
-        self.queue.append((name.upper(), words, options or None, promise))
+        spec = BATCHABLE.get(name)
+        if spec is not None and not options and len(words) == spec[1] + 1:
+            self.add_to_run(spec[0], words[1:], promise)
+        else:
+            self.queue.append((name, words, options or None, promise))
+            self.tail_run = None
         return promise
+
+    def add_to_run(self, kind: int, args: tuple | list, promise: Promise) -> None:
+        """Queue a foldable command (GETS: key; SETS: key, value; DELS: key), encoded args."""
+        run = self.tail_run
+        if run is not None and run.kind == kind:
+            run.args.extend(args)
+            run.promises.append(promise)
+        elif self.auto_batch:
+            self.tail_run = Run(kind, list(args), promise)
+            self.queue.append(self.tail_run)
+        else:
+            name = _SINGLE_NAMES[kind]
+            self.queue.append((name, (name.encode(), *args), None, promise))
 
     @property
     def has_queued(self) -> bool:
@@ -96,47 +129,38 @@ class CommandBuffer:
 
     def encode(self) -> bytes:
         """Move the queue into one pipeline of RESP commands and remember who waits for what."""
-        queue, self.queue = self.queue, []
+        queue, self.queue, self.tail_run = self.queue, [], None
         out: list[bytes] = []
         waiting = self._waiting
-        i, count = 0, len(queue)
-        while i < count:
-            name, words, options, promise = queue[i]
-            spec = _BATCHABLE.get(name) if self.auto_batch and options is None else None
-            if spec is not None and len(words) == spec[1] + 1:
-                j = i + 1
-                while j < count:
-                    entry = queue[j]
-                    if entry[0] != name or entry[2] is not None or len(entry[1]) != len(words):
-                        break
-                    j += 1
-                if j - i > 1:
-                    run = queue[i:j]
-                    out.append(_encode_run(spec[0], run))
-                    waiting.append((spec[0], [entry[3] for entry in run], None))
-                    i = j
-                    continue
-            out.append(pack(words))
-            waiting.append((_ONE, promise, (name, options)))
-            i += 1
+        for entry in queue:
+            if type(entry) is not Run:
+                out.append(pack(entry[1]))
+                waiting.append((None, entry[3], entry))
+            elif len(entry.promises) == 1:  # a run of one is sent as the plain command
+                name = _SINGLE_NAMES[entry.kind]
+                out.append(pack((name.encode(), *entry.args)))
+                waiting.append((None, entry.promises[0], (name, None, None, None)))
+            else:
+                out.append(_encode_run(entry))
+                waiting.append((entry.kind, entry.promises, None))
         return b"".join(out)
 
     def on_reply(self, reply: Any) -> Exception | None:
         """Settle the promise(s) owed the next reply; an error reply rejects them and is returned."""
-        kind, target, extra = self._waiting[self._next]
+        kind, target, entry = self._waiting[self._next]
         self._next += 1
         if self._next == len(self._waiting):
             self._waiting.clear()
             self._next = 0
-        if kind == _ONE:
-            return _settle_one(self.codec, target, extra, reply)
+        if kind is None:
+            return _settle_one(self.codec, target, entry[0], entry[2], reply)
         if isinstance(reply, ReplyError):
             error = error_from_reply(reply)
             reject_each(target, error)
             return error
-        if kind == _GETS:
+        if kind == GETS:
             resolve_each(target, self.codec.decode(reply) if self.codec.decode_responses else reply)
-        elif kind == _SETS:
+        elif kind == SETS:
             resolve_each(target, [reply == b"OK"] * len(target))
         else:
             resolve_each(target, reply)
@@ -144,25 +168,25 @@ class CommandBuffer:
 
     def fail(self, error: BaseException) -> None:
         """Reject every promise still owed a reply or still queued (the host failed)."""
-        owed = [p for kind, t, _ in self._waiting[self._next :] for p in ([t] if kind == _ONE else t)]
-        owed += [entry[3] for entry in self.queue]
+        owed = [p for kind, t, _ in self._waiting[self._next :] for p in (t if kind else [t])]
+        for entry in self.queue:
+            owed.extend(entry.promises if type(entry) is Run else [entry[3]])
         self._waiting.clear()
         self._next = 0
-        self.queue = []
+        self.queue, self.tail_run = [], None
         reject_each(owed, error)
 
 
-def _encode_run(kind: int, run: list[tuple]) -> bytes:
-    if kind == _GETS:
-        return pack_batch(b"MGET", [entry[1][1] for entry in run])
-    if kind == _SETS:
-        return pack_batch(b"MSET", [arg for entry in run for arg in entry[1][1:]])
-    keys = [entry[1][1] for entry in run]
-    return pack_batch(b"EVAL", [DELETE_EACH_SCRIPT, b"%d" % len(keys), *keys])
+def _encode_run(run: Run) -> bytes:
+    if run.kind == GETS:
+        return pack_batch(b"MGET", run.args)
+    if run.kind == SETS:
+        return pack_batch(b"MSET", run.args)
+    return pack_batch(b"EVAL", [DELETE_EACH_SCRIPT, b"%d" % len(run.args), *run.args])
 
 
-def _settle_one(codec: Codec, promise: Promise, extra: tuple, reply: Any) -> Exception | None:
-    name, options = extra
+def _settle_one(codec: Codec, promise: Promise, name: str, options: dict | None,
+                reply: Any) -> Exception | None:  # fmt: skip
     if isinstance(reply, ReplyError):
         if options and EMPTY_RESPONSE in options:
             promise.resolve(options[EMPTY_RESPONSE])
@@ -170,19 +194,17 @@ def _settle_one(codec: Codec, promise: Promise, extra: tuple, reply: Any) -> Exc
         error = error_from_reply(reply)
         promise.reject(error)
         return error
+    never_decode = False
     if options:
         options = dict(options)
         options.pop(EMPTY_RESPONSE, None)
         never_decode = options.pop(NEVER_DECODE, False)
-    else:
-        options = {}
-        never_decode = False
     if codec.decode_responses and not never_decode:
         reply = codec.decode(reply)
     callback = codec.callbacks.get(name)
     if callback is not None:
         try:
-            reply = callback(reply, **options)
+            reply = callback(reply, **(options or {}))
         except Exception as exc:  # a reply the callback cannot shape is that command's error
             promise.reject(exc)
             return exc

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 
-from .buffer import CommandBuffer
+from .buffer import DELS, GETS, SETS, CommandBuffer
 from .engine import RoundErrors, run_round
 from .errors import UnroutableCommand
 from .promise import Promise
@@ -64,10 +64,12 @@ class MappingClient(_Unsupported, Redis):
         self.response_callbacks = self._codec.callbacks
         self._router = router = cluster.get_router()
         self._route = router.get_host_for_key
-        self._route_encoded = getattr(router, "routes_encoded_keys", False) and (
-            self._codec.encoder.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
-        )
         self._encode = self._codec.encoder.encode
+        encoder = self._codec.encoder
+        self._plain_utf8 = encoder.errors == "strict" and encoder.encoding.lower().replace(
+            "_", "-"
+        ) in ("utf-8", "utf8")
+        self._route_encoded = getattr(router, "routes_encoded_keys", False) and self._plain_utf8
         self._max_concurrency = max_concurrency
         self.auto_batch = auto_batch
         self.timeout = timeout
@@ -100,39 +102,51 @@ class MappingClient(_Unsupported, Redis):
             buffer = self._buffers[host_id] = CommandBuffer(host_id, self._codec, self.auto_batch)
         return buffer
 
-    # -- hot paths: encode the key once, route on the bytes, queue without re-encoding -------
+    # -- hot paths: encode the key once, route on the bytes, join the host's tail run -------
 
-    def _queue_keyed(self, name: str, key: Any, rest: tuple) -> Promise:
-        data = key if type(key) is bytes else self._encode(key)
-        host_id = self._route(data if self._route_encoded else key)
-        buffer = self._buffers.get(host_id)
-        if buffer is None:
-            buffer = self._buffer(host_id)
+    def _key_bytes(self, name: Any) -> bytes:
+        if type(name) is str and self._plain_utf8:
+            return name.encode()
+        if type(name) is bytes:
+            return name
+        return self._encode(name)
+
+    def _add_to_run(self, kind: int, name: Any, data: bytes, args: tuple) -> Promise:
+        host_id = self._route(data if self._route_encoded else name)
+        buffer = self._buffers.get(host_id) or self._buffer(host_id)
         promise = Promise()
-        buffer.queue.append((name, (name.encode(), data, *rest), None, promise))
+        buffer.add_to_run(kind, args, promise)
         return promise
 
     def get(self, name: Any) -> Promise:
         """GET, folded with its neighbours into one MGET per host."""
-        data = name if type(name) is bytes else self._encode(name)
+        if type(name) is str and self._plain_utf8:
+            data = name.encode()
+        else:
+            data = self._key_bytes(name)
         host_id = self._route(data if self._route_encoded else name)
-        buffer = self._buffers.get(host_id)
-        if buffer is None:
-            buffer = self._buffer(host_id)
+        buffer = self._buffers.get(host_id) or self._buffer(host_id)
         promise = Promise()
-        buffer.queue.append(("GET", (b"GET", data), None, promise))
+        run = buffer.tail_run
+        if run is not None and run.kind == GETS:
+            run.args.append(data)
+            run.promises.append(promise)
+        else:
+            buffer.add_to_run(GETS, (data,), promise)
         return promise
 
     def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Promise:
         """SET; without options it is folded with its neighbours into one MSET per host."""
         if args or any(v not in (None, False) for v in kwargs.values()):
             return Redis.set(self, name, value, *args, **kwargs)
-        return self._queue_keyed("SET", name, (self._encode(value),))
+        data = self._key_bytes(name)
+        return self._add_to_run(SETS, name, data, (data, self._encode(value)))
 
     def delete(self, *names: Any) -> Promise:
         """DEL; keys on several hosts are split and their counts added up."""
         if len(names) == 1:
-            return self._queue_keyed("DEL", names[0], ())
+            data = self._key_bytes(names[0])
+            return self._add_to_run(DELS, names[0], data, (data,))
         return self._split_count("DEL", names)
 
     def unlink(self, *names: Any) -> Promise:

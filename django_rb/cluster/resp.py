@@ -86,22 +86,25 @@ class ArgEncoder:
         return head + tuple([encode(arg) for arg in args[1:]])
 
 
+_HEADS = [b"$%d" % size for size in range(4096)]
+
+
+def _bulk_strings(items: list[bytes]) -> bytes:
+    """Items as consecutive RESP bulk strings (``$len\\r\\ndata\\r\\n`` each), in one join."""
+    parts: list[bytes] = [b""] * (2 * len(items) + 1)
+    parts[0:-1:2] = [_HEADS[n] if n < 4096 else b"$%d" % n for n in map(len, items)]
+    parts[1:-1:2] = items
+    return b"\r\n".join(parts)
+
+
 def pack_batch(head: bytes, items: list[bytes]) -> bytes:
     """``head`` (e.g. b"MGET") followed by encoded items, as one RESP array."""
-    parts = [b"*%d\r\n$%d\r\n%s\r\n" % (len(items) + 1, len(head), head)]
-    append = parts.append
-    for item in items:
-        append(b"$%d\r\n%s\r\n" % (len(item), item))
-    return b"".join(parts)
+    return b"*%d\r\n$%d\r\n%s\r\n" % (len(items) + 1, len(head), head) + _bulk_strings(items)
 
 
 def pack(words: tuple[bytes, ...] | list[bytes]) -> bytes:
     """Encoded words as one RESP array (one command on the wire)."""
-    parts = [b"*%d\r\n" % len(words)]
-    append = parts.append
-    for word in words:
-        append(b"$%d\r\n%s\r\n" % (len(word), word))
-    return b"".join(parts)
+    return b"*%d\r\n" % len(words) + _bulk_strings(list(words))
 
 
 class PyReader:

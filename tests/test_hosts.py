@@ -1,0 +1,76 @@
+"""Host settings: dicts, lists, URLs; ids; and never a password in a repr or message."""
+
+import pytest
+
+from django_rb.cluster import BadHostSetup, Cluster
+from django_rb.cluster.hosts import parse_host_url, parse_hosts, redact_url
+
+
+def test_dict_hosts_with_defaults():
+    hosts = parse_hosts({0: {"port": 7000}, 1: {"port": 7001, "db": 3}}, {"host": "10.0.0.9"})
+    assert hosts[0].host == "10.0.0.9" and hosts[0].port == 7000 and hosts[0].db == 0
+    assert hosts[1].db == 3
+
+
+def test_url_forms():
+    cfg = parse_host_url("redis://alice:s%40cret@cache-1:6380/4")
+    assert cfg == {"username": "alice", "password": "s@cret", "host": "cache-1", "port": 6380, "db": 4}
+    tls = parse_host_url("rediss://:pw@h?ssl_cert_reqs=none&ssl_check_hostname=false")
+    assert tls["ssl"] is True and tls["port"] == 6379 and tls["db"] == 0
+    assert tls["ssl_options"] == {"cert_reqs": "none", "check_hostname": False}
+    unix = parse_host_url("unix:///run/redis.sock?db=2")
+    assert unix == {"unix_socket_path": "/run/redis.sock", "db": 2}
+
+
+def test_list_and_comma_string_number_hosts_by_position():
+    hosts = parse_hosts("redis://a:1/0, redis://b:2/1")
+    assert [(h.host_id, h.host, h.port, h.db) for h in hosts.values()] == [
+        (0, "a", 1, 0),
+        (1, "b", 2, 1),
+    ]
+    listed = parse_hosts([{"host_id": 1, "port": 2}, {"host_id": 0, "port": 1}])
+    assert sorted(listed) == [0, 1] and listed[1].port == 2
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("http://x:1/0", "must start with"),
+        ("redis://x:notaport/0", "does not parse"),
+        ("redis://x:1/zero", "must be a number"),
+        ("redis://x:1/0?bogus=1", "unknown options: bogus"),
+        ("unix://", "no socket path"),
+    ],
+)
+def test_bad_urls_are_named(bad, message):
+    with pytest.raises(BadHostSetup, match=message):
+        parse_host_url(bad)
+
+
+def test_bad_host_ids():
+    with pytest.raises(BadHostSetup, match="integers"):
+        parse_hosts({"a": {"port": 1}})
+    with pytest.raises(BadHostSetup, match="share the host id"):
+        parse_hosts([{"host_id": 0}, {"host_id": 0}])
+    with pytest.raises(BadHostSetup, match="unknown settings: prot"):
+        parse_hosts({0: {"prot": 1}})
+
+
+def test_gaps_are_refused_by_the_router():
+    cluster = Cluster({0: {"port": 1}, 2: {"port": 2}})
+    with pytest.raises(BadHostSetup, match="without gaps; missing 1"):
+        cluster.get_router()
+    with pytest.raises(BadHostSetup, match="No hosts"):
+        Cluster({}).get_router()
+
+
+def test_password_never_shown():
+    cluster = Cluster(["redis://u:hunter2@127.0.0.1:1/0"])
+    host = cluster.hosts[0]
+    assert host.password == "hunter2"
+    for text in (repr(host), repr(cluster), host.label, host.address):
+        assert "hunter2" not in text
+    assert redact_url("redis://u:hunter2@h:1/0") == "redis://u:***@h:1/0"
+    with pytest.raises(BadHostSetup) as info:
+        parse_host_url("redis://u:hunter2@h:1/x")
+    assert "hunter2" not in str(info.value)
