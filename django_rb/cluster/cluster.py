@@ -9,10 +9,10 @@ from hashlib import sha1
 from typing import Any
 
 from redis import ConnectionPool, Redis
-from redis.connection import SSLConnection, UnixDomainSocketConnection
 
 from .buffer import Codec
 from .clients import FanoutClient, LocalClient, MapManager, MappingClient, RoutingClient
+from .connections import TCPConnection, TLSConnection, UnixConnection
 from .errors import BadHostSetup
 from .hosts import HostInfo, make_host, parse_hosts
 from .promise import Promise
@@ -143,13 +143,14 @@ class Cluster:
         if host.username is not None:
             kwargs["username"] = host.username
         if host.unix_socket_path is not None:
-            kwargs.update(path=host.unix_socket_path, connection_class=UnixDomainSocketConnection)
+            kwargs.update(path=host.unix_socket_path, connection_class=UnixConnection)
             for tcp_only in ("socket_keepalive", "socket_keepalive_options"):
                 kwargs.pop(tcp_only, None)
         else:
             kwargs.update(host=host.host, port=host.port)
+            kwargs.setdefault("connection_class", TCPConnection)
             if host.ssl:
-                kwargs["connection_class"] = SSLConnection
+                kwargs["connection_class"] = TLSConnection
                 kwargs.update((f"ssl_{k}", v) for k, v in (host.ssl_options or {}).items())
         return kwargs
 
