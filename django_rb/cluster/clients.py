@@ -69,7 +69,8 @@ class MappingClient(_Unsupported, Redis):
         self._plain_utf8 = encoder.errors == "strict" and encoder.encoding.lower().replace(
             "_", "-"
         ) in ("utf-8", "utf8")
-        self._route_encoded = getattr(router, "routes_encoded_keys", False) and self._plain_utf8
+        #: route on the encoded key when the router allows it (one encode serves both)
+        self._route_bytes = router.get_host_for_encoded_key if self._plain_utf8 else None
         self._max_concurrency = max_concurrency
         self.auto_batch = auto_batch
         self.timeout = timeout
@@ -111,8 +112,12 @@ class MappingClient(_Unsupported, Redis):
             return name
         return self._encode(name)
 
+    def _route_key(self, name: Any, data: bytes) -> int:
+        route = self._route_bytes
+        return route(data) if route is not None else self._route(name)
+
     def _add_to_run(self, kind: int, name: Any, data: bytes, args: tuple) -> Promise:
-        host_id = self._route(data if self._route_encoded else name)
+        host_id = self._route_key(name, data)
         buffer = self._buffers.get(host_id) or self._buffer(host_id)
         promise = Promise()
         buffer.add_to_run(kind, args, promise)
@@ -120,11 +125,13 @@ class MappingClient(_Unsupported, Redis):
 
     def get(self, name: Any) -> Promise:
         """GET, folded with its neighbours into one MGET per host."""
-        if type(name) is str and self._plain_utf8:
+        route = self._route_bytes
+        if route is not None and type(name) is str:  # the common case, kept short
             data = name.encode()
+            host_id = route(data)
         else:
             data = self._key_bytes(name)
-        host_id = self._route(data if self._route_encoded else name)
+            host_id = self._route_key(name, data)
         buffer = self._buffers.get(host_id) or self._buffer(host_id)
         promise = Promise()
         run = buffer.tail_run

@@ -68,17 +68,25 @@ class BaseRouter:
         """The host id for ``key``."""
         raise NotImplementedError
 
+    #: Optional fast path: a callable giving the host for a key's utf-8 bytes (the same host as
+    #: for the key itself). Routers that hash the utf-8 form set it; clients then encode a key
+    #: once for both routing and the wire. None for routers that look at keys as objects.
+    get_host_for_encoded_key: Any = None
+
 
 class PartitionRouter(BaseRouter):
     """rb's default: the key's signed (Python 2 style) crc32, modulo the host count."""
 
-    #: same host for a key and its utf-8 bytes, so clients may route on the encoded key
-    routes_encoded_keys = True
-
     def __init__(self, cluster: Cluster) -> None:
         super().__init__(cluster)
         assert_gapless(cluster.hosts)
-        self._count = len(cluster.hosts)
+        self._count = count = len(cluster.hosts)
+
+        def host_for_bytes(data: bytes) -> int:
+            value = crc32(data)
+            return (value - ((value & 0x80000000) << 1)) % count
+
+        self.get_host_for_encoded_key = host_for_bytes
 
     def get_host_for_key(self, key: Any) -> int:
         """crc32 placement, identical to rb's for str, bytes and int keys."""
@@ -95,13 +103,12 @@ class PartitionRouter(BaseRouter):
 class ConsistentHashingRouter(BaseRouter):
     """rb's ketama ring: adding a host moves only about 1/N of the keys."""
 
-    routes_encoded_keys = True
-
     def __init__(self, cluster: Cluster) -> None:
         super().__init__(cluster)
         assert_gapless(cluster.hosts)
         hosts = cluster.hosts
         self._ring = Ketama({rb_host_description(hosts[i]): i for i in sorted(hosts)})
+        self.get_host_for_encoded_key = self._ring.get_node
 
     def get_host_for_key(self, key: Any) -> int:
         """The host the ring assigns to ``key``."""
