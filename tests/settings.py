@@ -1,4 +1,12 @@
-"""Django settings for the test suite; RB_CLUSTERS is pointed at test nodes by fixtures."""
+"""Django settings for the test suite; RB_CLUSTERS is pointed at test nodes by fixtures.
+
+Hosts come from $RB_TEST_HOSTS through django-environ, the way a site would configure them;
+the subprocess tests of the management commands set it to test nodes.
+"""
+
+import environ
+
+env = environ.Env()
 
 SECRET_KEY = "django-rb-tests"
 USE_TZ = True
@@ -9,5 +17,5 @@ INSTALLED_APPS = [
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-RB_CLUSTERS = {"default": {"hosts": ["redis://127.0.0.1:1/0"]}}  # replaced by fixtures
+RB_CLUSTERS = {"default": {"hosts": env.list("RB_TEST_HOSTS", default=["redis://127.0.0.1:1/0"])}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

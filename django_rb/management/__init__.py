@@ -1,0 +1,87 @@
+"""Shared by the management commands: one parallel round over every host, per-host results.
+
+A fan-out block raises its first error when it ends, after every other command has settled.
+The commands want every host's answer even when some hosts are down, so each host gets its own
+targeted promises; the block's error is caught and each host's promises say how it went.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.management.base import CommandError
+from redis.exceptions import RedisError
+
+from django_rb.cluster.errors import HostError
+from django_rb.cluster.hosts import HostInfo
+
+
+@dataclass
+class HostResult:
+    """What one host answered in a round: ``values`` by command name, or ``error``."""
+
+    host: HostInfo
+    values: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def endpoint(host: HostInfo) -> str:
+    """Where a host is, without db or credentials: ``127.0.0.1:6380``, ``unix:/x.sock``."""
+    if host.unix_socket_path is not None:
+        return f"unix:{host.unix_socket_path}"
+    return f"{'rediss://' if host.ssl else ''}{host.host}:{host.port}"
+
+
+def per_host_round(
+    cluster: Any,
+    commands: Callable[[Any], dict[str, Any]],
+    timeout: float | None = None,
+) -> dict[int, HostResult]:
+    """Send ``commands(client)`` to every host in one parallel round.
+
+    ``commands`` gets a client targeting one host and returns ``{name: promise}``. The first
+    promise's settle time (since the round started) is recorded as the host's ``seconds``.
+    """
+    promises: dict[int, dict[str, Any]] = {}
+    settled: dict[int, float] = {}
+    started = time.perf_counter()
+    failure: BaseException | None = None
+    try:
+        with cluster.all(timeout=timeout) as client:
+            for host_id in sorted(cluster.hosts):
+                promises[host_id] = commands(client.target([host_id]))
+                first = next(iter(promises[host_id].values()))
+                first.done(
+                    on_success=lambda _v, h=host_id: settled.setdefault(
+                        h, time.perf_counter() - started
+                    ),
+                )
+    except (HostError, RedisError) as exc:
+        failure = exc
+    results: dict[int, HostResult] = {}
+    for host_id, named in promises.items():
+        result = HostResult(cluster.hosts[host_id], seconds=settled.get(host_id))
+        for name, promise in named.items():
+            if promise.is_rejected:
+                result.error = result.error or _describe(promise.reason)
+            elif promise.is_resolved:
+                result.values[name] = promise.value[host_id]  # target() answers {host_id: value}
+            else:
+                result.error = result.error or "no answer"
+        results[host_id] = result
+    if failure is not None and all(r.ok for r in results.values()):
+        raise CommandError(f"The round failed: {_describe(failure)}") from failure
+    return results
+
+
+def _describe(error: Any) -> str:
+    text = str(error) or type(error).__name__
+    return " ".join(text.split())
