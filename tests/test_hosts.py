@@ -74,3 +74,14 @@ def test_password_never_shown():
     with pytest.raises(BadHostSetup) as info:
         parse_host_url("redis://u:hunter2@h:1/x")
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize("password", ["pa/ss", "p?ss", "p#ss", "p@ss", "p:ss"])
+def test_passwords_with_url_delimiters_parse_and_never_leak(password):
+    cfg = parse_host_url(f"redis://u:{password}@127.0.0.1:6379/1")
+    assert (cfg["username"], cfg["password"], cfg["port"], cfg["db"]) == ("u", password, 6379, 1)
+    with pytest.raises(BadHostSetup) as info:
+        parse_host_url(f"redis://u:{password}@127.0.0.1:nope/1")
+    assert password not in str(info.value)
+    assert password not in redact_url(f"redis://u:{password}@h:1/0")
+    assert "secret" not in redact_url("redis://h:1/0?password=secret&db=1")

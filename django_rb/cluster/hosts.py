@@ -7,6 +7,7 @@ consistent hashing places keys exactly where rb did.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -122,17 +123,27 @@ def rb_host_description(host: HostInfo) -> str:
     return f"<HostInfo {shown}>"
 
 
+def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """``(url without credentials, username, password)``, taking everything before the last
+    ``@`` of the authority as credentials, so a password may hold ``/``, ``?`` or ``#``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url, None, None
+    credentials, _, location = rest.rpartition("@")
+    user, colon, password = credentials.partition(":")
+    return f"{scheme}://{location}", user or None, password if colon else None
+
+
 def redact_url(url: str) -> str:
     """A host URL with its password replaced, safe for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    netloc = f"{user}:***@" + parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=netloc).geturl()
+    if not isinstance(url, str):
+        return f"<{type(url).__name__}>"
+    bare, user, password = _split_credentials(url)
+    if password is not None or user is not None:
+        scheme, _, location = bare.partition("://")
+        auth = f"{user or ''}:***" if password is not None else user
+        bare = f"{scheme}://{auth}@{location}"
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", bare)
 
 
 def _int_option(value: str, what: str, url: str) -> int:
@@ -155,8 +166,9 @@ def parse_host_url(url: str) -> dict[str, Any]:
     """Turn ``redis://``, ``rediss://`` or ``unix://`` into host settings (``BadHostSetup`` if bad)."""
     if not isinstance(url, str):
         raise BadHostSetup(f"A host URL must be a string, not {type(url).__name__}.")
+    bare, username, password = _split_credentials(url.strip())
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(bare)  # no credentials left: its errors cannot quote a password
         port = parts.port
     except ValueError as exc:
         raise BadHostSetup(f"Host URL {redact_url(url)} does not parse: {exc}") from None
@@ -166,10 +178,10 @@ def parse_host_url(url: str) -> dict[str, Any]:
         )
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     cfg: dict[str, Any] = {}
-    if parts.username:
-        cfg["username"] = unquote(parts.username)
-    if parts.password is not None:
-        cfg["password"] = unquote(parts.password)
+    if username:
+        cfg["username"] = unquote(username)
+    if password is not None:
+        cfg["password"] = unquote(password)
     if "password" in query:
         cfg["password"] = query.pop("password")
     if "username" in query:
