@@ -249,10 +249,12 @@ class RBCacheClient:
                 promises[key] = c.get(key)
 
         self._round(queue, promises.values())
+        decode = self.decode
         found = {}
         for key, promise in promises.items():
-            if promise.is_resolved and promise.value is not None:
-                found[key] = self.decode(promise.value)
+            data = promise.value  # None for a missing key, and for an ignored failed node
+            if data is not None:
+                found[key] = decode(data)
         return found
 
     def set_many(self, data: Mapping[str, Any], timeout: float | None) -> list[str]:
@@ -267,9 +269,10 @@ class RBCacheClient:
             if px is None:  # plain SETs: the core turns each node's run of them into one MSET
                 for key, value in encoded.items():
                     promises[key] = c.set(key, value)
-            else:
+            else:  # SET PX each (atomic, unlike MSET + PEXPIRE); the raw command skips
+                # redis-py's argument checking, a third of the time for 1000 keys
                 for key, value in encoded.items():
-                    promises[key] = c.set(key, value, px=px)
+                    promises[key] = c.execute_command("SET", key, value, "PX", px)
 
         self._round(queue, promises.values())
         return [key for key, promise in promises.items() if promise.is_rejected]
