@@ -327,6 +327,26 @@ def django_rb_available() -> bool:
     return True
 
 
+def pin_cpus(nodes: list[RedisNode]) -> dict[str, list[int]] | None:
+    """Pin this process (and so rb's runner) to one CPU and the servers to the others.
+
+    Left to the scheduler, a client and a server sometimes share a CPU and sometimes not, and a
+    round trip costs quite different times in the two cases. Pinning removes that choice; on a
+    busy two-CPU machine it can cost more than it saves, hence opt-in (``--pin``).
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    client, servers = cpus[:1], cpus[1:]
+    for node in nodes:
+        if node.pid is not None:
+            os.sched_setaffinity(node.pid, set(servers))
+    os.sched_setaffinity(0, set(client))
+    return {"client": client, "servers": servers}
+
+
 # -- measuring --------------------------------------------------------------------------------
 
 
@@ -502,6 +522,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help="an interpreter that has rb 1.11 (skips building .rbbench/rbvenv)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the client (and rb's runner) to one CPU and the servers to the others",
+    )
     parser.add_argument("--no-rb", action="store_true", help="leave rb's rows blank")
     parser.add_argument(
         "--min-time", type=float, default=None, help="seconds per cell (default 0.3, --quick 0.05)"
@@ -548,6 +573,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ports = [node.port for node in nodes]
         assert 6379 not in ports
         load_data(nodes, max((*ns, DELAY_N)))
+        pinned = pin_cpus(nodes) if args.pin else None
+        results["meta"]["cpu_pinning"] = pinned
         print(f"Started {len(nodes)} redis-server nodes on ports {ports}; data loaded.", flush=True)
 
         if plain_mode:
@@ -574,6 +601,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         if delay_mode:
             proxy = DelayProxy(ports, delay_us)
+            if pinned:
+                os.sched_setaffinity(proxy.proc.pid, set(pinned["servers"]))
             rtt = round_trip_us(proxy.ports[0])
             combos = [(k, DELAY_N) for k in delay_ks]
             cells = [cell_name(k, n) for k, n in combos]
@@ -597,7 +626,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             scale = {label: ratio(table, (label, hi), (label, lo)) for label in DELAY_ROWS}
             print(
                 f"django_rb map() K={delay_ks[-1]} / K={delay_ks[0]}: {fmt_ratio(scale[DJ_PARTITION])} (target <= 1.3x); "
-                f"node-after-node pipelines: {fmt_ratio(scale[SEQ_PIPES])}"
+                f"raw floor: {fmt_ratio(scale[RAW_FLOOR])}; node-after-node pipelines: {fmt_ratio(scale[SEQ_PIPES])}"
             )
             results["delay"] = {
                 "delay_us": delay_us,
