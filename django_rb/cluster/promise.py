@@ -128,29 +128,21 @@ class Promise:
         """A new promise for what ``success``/``failure`` return (or raise)."""
         chained = Promise()
 
-        def on_success(value: Any) -> None:
-            if success is None:
-                chained.resolve(value)
-                return
-            try:
-                result = success(value)
-            except Exception as exc:
-                chained.reject(exc)
-            else:
-                chained.resolve(result)
+        def settle(handler: Callable[[Any], Any] | None, passthrough: Callable[[Any], None]):
+            def run(outcome: Any) -> None:
+                if handler is None:
+                    passthrough(outcome)
+                    return
+                try:
+                    result = handler(outcome)
+                except Exception as exc:
+                    chained.reject(exc)
+                else:
+                    chained.resolve(result)
 
-        def on_failure(reason: Any) -> None:
-            if failure is None:
-                chained.reject(reason)
-                return
-            try:
-                result = failure(reason)
-            except Exception as exc:
-                chained.reject(exc)
-            else:
-                chained.resolve(result)
+            return run
 
-        self.done(on_success, on_failure)
+        self.done(settle(success, chained.resolve), settle(failure, chained.reject))
         return chained
 
     def __repr__(self) -> str:
