@@ -150,6 +150,21 @@ def test_command_errors_are_never_ignored(nodes):
         cache.incr(by_node[0][0])
 
 
+def test_command_errors_are_raised_from_a_round_where_a_node_error_was_ignored(nodes):
+    cache = make_cache(nodes, IGNORE_EXCEPTIONS=True)
+    by_node = keys_by_node(cache, 2)
+    full = redis.Redis(port=nodes[0].port, password=PASSWORD)
+    full.config_set("maxmemory-policy", "noeviction")
+    full.config_set("maxmemory", 1)  # node 0 refuses writes: OOM, a command error
+    try:
+        nodes[1].stop()
+        with pytest.raises(redis.ResponseError, match="maxmemory"):
+            cache.set_many({by_node[0][0]: 1, by_node[1][0]: 2, by_node[2][0]: 3})
+    finally:
+        full.config_set("maxmemory", 0)
+    assert cache.get(by_node[2][0]) == 3  # the healthy node was written all the same
+
+
 # -- a stalled node ---------------------------------------------------------------------------
 
 

@@ -154,14 +154,15 @@ class RBCacheClient:
                 queue(c)
         except Exception as exc:
             self._ignore(exc)
-        seen: set[Any] = set()
-        for promise in promises:
-            if promise.is_rejected:
-                reason = promise.reason
-                host_id = getattr(reason, "host_id", None)
-                if host_id not in seen or not isinstance(reason, NODE_ERRORS):
-                    seen.add(host_id)
-                    self._ignore(reason)
+            # ignored: look at every rejection (once per node), since another may not be
+            seen: set[Any] = set()
+            for promise in promises:
+                if promise.is_rejected:
+                    reason = promise.reason
+                    host_id = getattr(reason, "host_id", None)
+                    if host_id not in seen or not isinstance(reason, NODE_ERRORS):
+                        seen.add(host_id)
+                        self._ignore(reason)
 
     # -- one key --------------------------------------------------------------------------
 
