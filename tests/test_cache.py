@@ -374,6 +374,20 @@ def test_named_cluster_from_rb_clusters(rb_settings):
     assert cache.get_many(["k1", "k49"]) == {"k1": 1, "k49": 49}
 
 
+def test_named_cluster_follows_rb_clusters_changes(rb_settings, redis_nodes):
+    from django_rb.testing import rb_clusters_setting
+
+    rb_settings.CACHES = {"default": {"BACKEND": "django_rb.cache.RBCache", "LOCATION": "default"}}
+    cache = caches["default"]
+    cache.set("where", "first")
+    other = redis_nodes(2)
+    rb_settings.RB_CLUSTERS = rb_clusters_setting(other)  # CACHES unchanged: same instance
+    assert caches["default"] is cache
+    assert cache.get("where") is None
+    cache.set("where", "second")
+    assert sum(raw(node).dbsize() for node in other) == 1
+
+
 def test_options_and_their_django_redis_names(nodes):
     cache = make_cache(
         nodes,

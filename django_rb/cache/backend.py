@@ -197,13 +197,22 @@ class RBCache(BaseCache):
 
     # -- the cluster and the client --------------------------------------------------------
 
-    @cached_property
+    @property
     def cluster(self) -> Any:
-        """The core Cluster this cache talks through (built or looked up on first use)."""
+        """The core Cluster this cache talks through.
+
+        A named one comes from ``get_cluster`` on every call (a cheap lookup), so that the
+        cache follows RB_CLUSTERS when a test overrides it; one built from URLs is kept.
+        """
         if self._cluster_name is not None:
             from django_rb import get_cluster
 
             return get_cluster(self._cluster_name)
+        return self._own_cluster
+
+    @cached_property
+    def _own_cluster(self) -> Any:
+        """The cluster of the LOCATION URLs, shared with every instance of the same cache."""
         from django_rb.cluster import Cluster
 
         router = self._options.get("ROUTER")
@@ -231,7 +240,7 @@ class RBCache(BaseCache):
     @cached_property
     def _cache(self) -> RBCacheClient:
         return RBCacheClient(
-            self.cluster,
+            lambda: self.cluster,
             serializer=self._serializer,
             compressor=self._compressor,
             compress_min_length=self._compress_min_length,

@@ -65,19 +65,25 @@ class RBCacheClient:
 
     def __init__(
         self,
-        cluster: Any,
+        get_cluster: Callable[[], Any],
         serializer: Serializer,
         compressor: Compressor | None = None,
         compress_min_length: int = 1024,
         ignore_exceptions: bool = False,
         log_ignored_exceptions: bool = True,
     ) -> None:
-        self.cluster = cluster
+        self._get_cluster = get_cluster
         self.serializer = serializer
         self.compressor = compressor
         self.compress_min_length = compress_min_length
         self.ignore_exceptions = ignore_exceptions
         self.log_ignored_exceptions = log_ignored_exceptions
+
+    @property
+    def cluster(self) -> Any:
+        """The cluster, asked for on every call: a named one is replaced when RB_CLUSTERS
+        changes (``get_cluster`` builds a new one), and this cache follows."""
+        return self._get_cluster()
 
     # -- values ---------------------------------------------------------------------------
 
