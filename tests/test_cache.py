@@ -421,7 +421,7 @@ def test_router_option(nodes):
 @pytest.mark.parametrize(
     ("location", "options", "message"),
     [
-        ("", {}, "needs a LOCATION"),
+        ("", {}, "LOCATION is empty"),
         (["one", "two"], {}, "one cluster name"),
         ("default", {"SOCKET_TIMEOUT": 1}, "set SOCKET_TIMEOUT there"),
         ("default", {"socket_timeout": 1}, "set socket_timeout there"),

@@ -33,6 +33,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import cached_property
 from django.utils.module_loading import import_string
 
+from ..cluster.errors import BadHostSetup
+from ..conf import parse_cache_location
 from .client import RBCacheClient
 from .compressors import get_compressor
 from .serializers import get_serializer
@@ -103,13 +105,6 @@ def default_reverse_key(key: str) -> str:
     return key.split(":", 2)[2]
 
 
-def split_location(location: Any) -> list[str]:
-    """LOCATION as a list of strings (a comma- or semicolon-separated string, like RedisCache)."""
-    if isinstance(location, str):
-        return [part.strip() for part in re.split("[;,]", location) if part.strip()]
-    return [str(part).strip() for part in location or ()]
-
-
 class RBCache(BaseCache):
     """Django cache backend sharding keys over many Redis nodes through django_rb's core."""
 
@@ -117,17 +112,12 @@ class RBCache(BaseCache):
         super().__init__(params)
         options = dict(params.get("OPTIONS") or {})
         self._options = options
-        self._locations = split_location(server)
-        if not self._locations:
-            raise ImproperlyConfigured(
-                "RBCache needs a LOCATION: a cluster name from RB_CLUSTERS or redis:// URLs."
-            )
-        is_urls = any("://" in location for location in self._locations)
-        if not is_urls and len(self._locations) > 1:
-            raise ImproperlyConfigured(
-                "RBCache LOCATION is either one cluster name or a list of redis:// URLs."
-            )
-        self._cluster_name = None if is_urls else self._locations[0]
+        try:
+            location = parse_cache_location(server)  # the same reading as the system checks
+        except BadHostSetup as exc:
+            raise ImproperlyConfigured(f"RBCache {exc}") from None
+        self._cluster_name = location.cluster_name
+        self._locations = location.hosts or [location.cluster_name]
 
         unknown = sorted(name for name in options if name.isupper() and name not in KNOWN_OPTIONS)
         if unknown:
