@@ -284,3 +284,28 @@ def test_exception_inside_the_block_sends_nothing(rb_cluster):
             client.set("never", "1")
             raise KeyError("boom")
     assert rb_cluster.get_routing_client().get("never") is None
+
+
+def test_set_options_on_the_quick_path_match_redis_py(rb_cluster):
+    import datetime
+
+    with rb_cluster.map() as client:
+        px = client.set("q:px", "1", px=50_000)
+        ex = client.set("q:ex", "1", ex=100, nx=True)
+        nx_again = client.set("q:ex", "2", ex=100, nx=True)
+        xx_missing = client.set("q:none", "1", xx=True)
+        keep = client.set("q:px", "2", keepttl=True)
+        delta = client.set("q:delta", "1", ex=datetime.timedelta(seconds=30))
+    assert (px.value, ex.value, nx_again.value, xx_missing.value, keep.value, delta.value) == (
+        True, True, None, None, True, True,
+    )  # fmt: skip
+    local = rb_cluster.get_local_client_for_key
+    assert 0 < local("q:px").pttl("q:px") <= 50_000 and local("q:px").get("q:px") == b"2"
+    assert local("q:ex").get("q:ex") == b"1" and 0 < local("q:delta").ttl("q:delta") <= 30
+    assert local("q:none").get("q:none") is None
+    with pytest.raises(redis.DataError):
+        with rb_cluster.map() as client:
+            client.set("q:bad", "1", nx=True, xx=True)
+    with pytest.raises(redis.ResponseError, match="invalid expire"):
+        with rb_cluster.map() as client:
+            client.set("q:zero", "1", ex=0)

@@ -100,9 +100,14 @@ class CommandBuffer:
         if spec is not None and not options and len(words) == spec[1] + 1:
             self.add_to_run(spec[0], words[1:], promise)
         else:
-            self.queue.append((name, words, options or None, promise))
-            self.tail_run = None
+            self.add_command(name, words, options or None, promise)
         return promise
+
+    def add_command(self, name: str, words: tuple[bytes, ...], options: dict | None,
+                    promise: Promise) -> None:  # fmt: skip
+        """Queue one already-encoded command (``name`` upper-case, ``words`` incl. the name)."""
+        self.queue.append((name, words, options, promise))
+        self.tail_run = None
 
     def add_to_run(self, kind: int, args: tuple | list, promise: Promise) -> None:
         """Queue a foldable command (GETS: key; SETS: key, value; DELS: key), encoded args."""

@@ -18,7 +18,27 @@ from .promise import Promise
 if TYPE_CHECKING:
     from .cluster import Cluster
 
-_SPLITTABLE_COUNTS = ("DEL", "UNLINK", "EXISTS", "TOUCH")
+_QUICK_SET_OPTIONS = {"ex", "px", "nx", "xx", "keepttl"}
+
+
+def _quick_set_words(key: bytes, value: bytes, given: dict[str, Any]) -> tuple | None:
+    """SET's words for integer EX/PX and NX/XX/KEEPTTL flags; None for anything redis-py
+    must check or convert itself (timedeltas, conflicting options)."""
+    if ("ex" in given and "px" in given) or ("nx" in given and "xx" in given):
+        return None
+    words = [b"SET", key, value]
+    for option, word in (("ex", b"EX"), ("px", b"PX")):
+        if option in given:
+            seconds = given[option]
+            if type(seconds) is not int or seconds <= 0:
+                return None
+            words += (word, b"%d" % seconds)
+    for option, word in (("nx", b"NX"), ("xx", b"XX"), ("keepttl", b"KEEPTTL")):
+        if option in given:
+            if given[option] is not True:
+                return None
+            words.append(word)
+    return tuple(words)
 
 
 class _Unsupported:
@@ -143,11 +163,21 @@ class MappingClient(_Unsupported, Redis):
         return promise
 
     def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Promise:
-        """SET; without options it is folded with its neighbours into one MSET per host."""
-        if args or any(v not in (None, False) for v in kwargs.values()):
-            return Redis.set(self, name, value, *args, **kwargs)
-        data = self._key_bytes(name)
-        return self._add_to_run(SETS, name, data, (data, self._encode(value)))
+        """SET; plain ones fold into one MSET per host, EX/PX/NX/XX/KEEPTTL skip redis-py's
+        general path (which costs microseconds per key)."""
+        given = {k: v for k, v in kwargs.items() if v is not None and v is not False}
+        if not args and given.keys() <= _QUICK_SET_OPTIONS:
+            data = self._key_bytes(name)
+            if not given:
+                return self._add_to_run(SETS, name, data, (data, self._encode(value)))
+            words = _quick_set_words(data, self._encode(value), given)
+            if words is not None:
+                host_id = self._route_key(name, data)
+                buffer = self._buffers.get(host_id) or self._buffer(host_id)
+                promise = Promise()
+                buffer.add_command("SET", words, None, promise)
+                return promise
+        return Redis.set(self, name, value, *args, **kwargs)
 
     def delete(self, *names: Any) -> Promise:
         """DEL; keys on several hosts are split and their counts added up."""
