@@ -11,7 +11,7 @@ test: test-main test-312
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,hiredis]' msgpack zstandard django-redis
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,hiredis,msgpack,zstd]'
 	touch $(STAMP)
 
 test-main: $(STAMP)
@@ -26,7 +26,7 @@ test-312:
 	else \
 		echo "== Python 3.12 leg: $$py312"; \
 		test -x $(VENV312)/bin/python || "$$py312" -m venv $(VENV312) || exit 1; \
-		$(VENV312)/bin/python -m pip install -q --disable-pip-version-check -U -e '.[test,hiredis]' 'Django' msgpack zstandard django-redis || exit 1; \
+		$(VENV312)/bin/python -m pip install -q --disable-pip-version-check -U -e '.[test,hiredis,msgpack,zstd]' 'Django' || exit 1; \
 		$(VENV312)/bin/python -c 'import django, sys; print("Python", sys.version.split()[0], "Django", django.get_version())'; \
 		$(VENV312)/bin/python -m pytest -q || exit 1; \
 	fi
@@ -36,6 +36,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_map.py
+	$(PY) bench/bench_cache.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
