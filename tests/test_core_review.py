@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
+import pathlib
 import signal
 import threading
 import time
@@ -13,9 +16,12 @@ from redis.commands.core import Script
 
 from django_rb.cluster import (
     Cluster,
+    FanoutClient,
     HostConnectionError,
     HostTimeoutError,
+    MappingClient,
     Promise,
+    RoutingClient,
     UnroutableCommand,
 )
 from django_rb.testing import cluster_hosts
@@ -388,11 +394,6 @@ def test_routing_client_under_threads(rb_cluster):
     assert sum(int(p.value) for p in totals) == 8 * 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: map() routes on PartitionRouter's crc32 fast path (get_host_for_encoded_key, "
-    "set in PartitionRouter.__init__) even when a subclass overrides get_host_for_key",
-)
 @pytest.mark.parametrize("base", ["PartitionRouter", "ConsistentHashingRouter"])
 def test_router_subclass_is_honoured_by_map(rb_nodes, base):
     import django_rb.cluster as core
@@ -543,16 +544,9 @@ def test_execute_commands_script_syntax_error_names_the_script_error(rb_cluster)
     assert "NOSCRIPT" not in str(info.value)  # the compile error, not the follow-up EVALSHA miss
 
 
-HANDSHAKE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: engine._open catches only ConnectionError/OSError from pool.get_connection(); "
-    "a ResponseError in the login handshake (SELECT out of range, NOPERM) escapes run_round",
-)
-
-
 @pytest.mark.parametrize(
     "bad",
-    [pytest.param({"db": 99}, marks=HANDSHAKE_BUG), {"password": "unexpected-pw"}],
+    [{"db": 99}, {"password": "unexpected-pw"}],
     ids=["db-out-of-range", "password-on-open-node"],
 )
 def test_misconfigured_host_fails_alone(rb_nodes, bad):
@@ -612,14 +606,9 @@ def test_keyboard_interrupt_in_a_callback_leaks_no_connection(rb_cluster):
     assert all(p.value in (None, b"1") for p in again)
 
 
-# -- bugs (xfail strict: each one flips to XPASS, hence a failure, once fixed) ---------------------
+# -- regressions: each of these was a bug found in review ----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: commands queued from a callback while join() settles replies land in new "
-    "buffers that join() never flushes; their promises stay pending forever (rb sends them)",
-)
 @pytest.mark.parametrize("same_host", [True, False], ids=["same-host", "other-host"])
 def test_commands_queued_from_a_callback_are_sent(rb_cluster, same_host):
     first = keys_on(rb_cluster, 0, 1, "cb")[0]
@@ -642,11 +631,6 @@ def decoding_cluster(rb_nodes):
     cluster.disconnect_pools()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CommandBuffer.on_reply / _settle_one call codec.decode() before settling; a "
-    "value that is not valid text raises there and every promise owed that reply stays pending",
-)
 @pytest.mark.parametrize("how", ["folded-get", "single-command"])
 def test_undecodable_value_settles_every_promise(decoding_cluster, how):
     keys = keys_on(decoding_cluster, 0, 3, "dec")
@@ -662,11 +646,6 @@ def test_undecodable_value_settles_every_promise(decoding_cluster, how):
     assert promises[0].is_rejected and promises[1].value == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: MappingClient._buffer() flushes early for max_concurrency with "
-    "self._flush() (no timeout); map(timeout=) only reaches the final join",
-)
 def test_max_concurrency_flush_obeys_the_map_timeout(four_nodes):
     cluster = Cluster(cluster_hosts(four_nodes), pool_options={"socket_timeout": 5})
     with cluster.all() as client:
@@ -684,13 +663,6 @@ def test_max_concurrency_flush_obeys_the_map_timeout(four_nodes):
     assert elapsed < 2.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="BUG: MappingClient/FanoutClient set connection_pool=None, but redis-py command "
-    "methods call self.get_encoder() / self.get_connection_kwargs() (acl_setuser, slowlog_get, "
-    "register_script): AttributeError 'NoneType' object has no attribute ...",
-)
 @pytest.mark.parametrize("command", ["slowlog_get", "acl_setuser", "register_script"])
 def test_redis_py_helpers_needing_the_encoder_work_in_fanout(rb_cluster, command):
     with rb_cluster.all() as client:
@@ -703,11 +675,6 @@ def test_redis_py_helpers_needing_the_encoder_work_in_fanout(rb_cluster, command
     assert set(result.value) == set(rb_cluster.hosts)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: run_round does hosts[buffer.host_id] / get_pool(...) without a guard; a host "
-    "removed while a block is open makes join() raise KeyError with promises left pending",
-)
 def test_remove_host_while_a_block_is_open_settles_everything(rb_nodes):
     cluster = Cluster(cluster_hosts(rb_nodes))
     promises = []
@@ -721,12 +688,6 @@ def test_remove_host_while_a_block_is_open_settles_everything(rb_nodes):
     assert not any(p.is_pending for p in promises)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: promise.resolve_each/reject_each only catch Exception; a BaseException from a "
-    "callback aborts the loop after CommandBuffer.on_reply advanced _next, so the rest of that "
-    "folded run is never settled, not even by the run_round 'interrupted' cleanup",
-)
 def test_keyboard_interrupt_in_a_callback_settles_the_rest_of_its_run(rb_cluster):
     def interrupt(_value):
         raise KeyboardInterrupt
@@ -741,11 +702,6 @@ def test_keyboard_interrupt_in_a_callback_settles_the_rest_of_its_run(rb_cluster
 # -- rb 1.11 compatibility -----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (rb compat): MappingClient.mset takes one mapping and resolves True; rb's is "
-    "mset(*args, **kwargs) like dict() and resolves None",
-)
 def test_mapping_mset_accepts_rb_s_arguments(rb_cluster):
     with rb_cluster.map() as client:
         both = client.mset({"ma": "1"}, mb="2")
@@ -754,12 +710,6 @@ def test_mapping_mset_accepts_rb_s_arguments(rb_cluster):
     assert rb_cluster.get_routing_client().get("mb") == b"2"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG (rb/redis-py compat): MappingClient.mget unpacks its first argument unless it is "
-    "str/bytes; rb used redis-py's list_or_args, so mget(1) or mget(memoryview) work there",
-)
 def test_mapping_mget_with_a_non_iterable_key(rb_cluster):
     with rb_cluster.map() as client:
         client.set(1, "one")
@@ -780,82 +730,28 @@ def test_mapping_mget_forms(rb_cluster):
     assert from_gen.value == [b"2", b"1"] and empty.value == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG (rb compat): Cluster.add_host(host_id=None, **settings) refuses rb's positional "
-    "form add_host(host_id, host, port, unix_socket_path, db, password, ssl, ssl_options)",
-)
 def test_add_host_positional_arguments_as_in_rb():
     cluster = Cluster({0: {"host": "127.0.0.1", "port": 1}})
     cluster.add_host(1, "127.0.0.1", 2, None, 3)
     assert (cluster.hosts[1].port, cluster.hosts[1].db) == (2, 3)
 
 
-RB_PYTHON = "/tmp/rbv/bin/python"
-
-SIGNATURE_SCRIPT = """
-import inspect, json, sys
-if sys.argv[1] == "rb":
-    import rb
-    from rb import clients
-    from rb.promise import Promise
-    Cluster = rb.Cluster
-else:
-    from django_rb.cluster import Cluster, Promise, clients
-names = {
-    "Cluster": Cluster, "RoutingClient": clients.RoutingClient,
-    "MappingClient": clients.MappingClient, "FanoutClient": clients.FanoutClient,
-    "Promise": Promise,
-}
-out = {}
-for item in sys.argv[2:]:
-    cls, meth = item.split(".")
-    params = inspect.signature(getattr(names[cls], meth)).parameters.values()
-    out[item] = [(p.name, str(p.kind), repr(p.default)) for p in params]
-print(json.dumps(out))
-"""
-
-COMPATIBLE = [
-    "Cluster.__init__", "Cluster.map", "Cluster.fanout", "Cluster.all",
-    "Cluster.execute_commands", "Cluster.get_routing_client", "Cluster.get_local_client",
-    "Cluster.get_local_client_for_key", "Cluster.remove_host", "Cluster.disconnect_pools",
-    "Cluster.get_router", "Cluster.get_pool_for_host", "RoutingClient.map",
-    "RoutingClient.fanout", "RoutingClient.get_mapping_client",
-    "RoutingClient.get_fanout_client", "MappingClient.join", "MappingClient.cancel",
-    "MappingClient.mget", "FanoutClient.target", "FanoutClient.target_key", "Promise.then",
-    "Promise.done", "Promise.all", "Promise.resolve", "Promise.reject",
-]  # fmt: skip
-INCOMPATIBLE = ["Cluster.add_host", "MappingClient.mset"]
+RB_SIGNATURES = json.loads(
+    (pathlib.Path(__file__).parent / "data" / "rb_signatures.json").read_text()
+)["signatures"]
+CLASSES = {
+    "Cluster": Cluster, "RoutingClient": RoutingClient, "MappingClient": MappingClient,
+    "FanoutClient": FanoutClient, "Promise": Promise,
+}  # fmt: skip
 
 
-def _signatures(python, which, methods):
-    import json
-    import os
-    import subprocess
-
-    env = {**os.environ, "PYTHONPATH": os.getcwd() if which == "ours" else ""}
-    done = subprocess.run(
-        [python, "-c", SIGNATURE_SCRIPT, which, *methods],
-        capture_output=True, text=True, timeout=60, env=env, check=True,
-    )  # fmt: skip
-    return json.loads(done.stdout)
-
-
-@pytest.mark.parametrize(
-    "method",
-    COMPATIBLE
-    + [
-        pytest.param(m, marks=pytest.mark.xfail(strict=True, reason="BUG (rb compat): see above"))
-        for m in INCOMPATIBLE
-    ],
-)
+@pytest.mark.parametrize("method", sorted(RB_SIGNATURES))
 def test_public_signatures_match_rb(method):
-    import os
-    import sys
-
-    if not os.access(RB_PYTHON, os.X_OK):
-        pytest.skip("rb 1.11 is not installed in /tmp/rbv")
-    theirs = _signatures(RB_PYTHON, "rb", [method])[method]
-    ours = _signatures(sys.executable, "ours", [method])[method]
-    assert ours == theirs
+    """rb's parameters, in rb's order, with rb's defaults (recorded from rb 1.11 itself);
+    ours may only add keyword parameters with defaults after them (e.g. add_host's username)."""
+    cls, name = method.split(".")
+    params = inspect.signature(getattr(CLASSES[cls], name)).parameters.values()
+    ours = [[p.name, str(p.kind), repr(p.default)] for p in params]
+    theirs = RB_SIGNATURES[method]
+    assert ours[: len(theirs)] == theirs
+    assert all(extra[2] != repr(inspect.Parameter.empty) for extra in ours[len(theirs) :])

@@ -164,7 +164,9 @@ class CommandBuffer:
             reject_each(target, error)
             return error
         if kind == GETS:
-            resolve_each(target, self.codec.decode(reply) if self.codec.decode_responses else reply)
+            if self.codec.decode_responses:
+                return _resolve_decoded(self.codec, target, reply)
+            resolve_each(target, reply)
         elif kind == SETS:
             resolve_each(target, [reply == b"OK"] * len(target))
         else:
@@ -204,14 +206,35 @@ def _settle_one(codec: Codec, promise: Promise, name: str, options: dict | None,
         options = dict(options)
         options.pop(EMPTY_RESPONSE, None)
         never_decode = options.pop(NEVER_DECODE, False)
-    if codec.decode_responses and not never_decode:
-        reply = codec.decode(reply)
-    callback = codec.callbacks.get(name)
-    if callback is not None:
-        try:
+    try:
+        if codec.decode_responses and not never_decode:
+            reply = codec.decode(reply)
+        callback = codec.callbacks.get(name)
+        if callback is not None:
             reply = callback(reply, **(options or {}))
-        except Exception as exc:  # a reply the callback cannot shape is that command's error
-            promise.reject(exc)
-            return exc
+    except Exception as exc:  # a reply that cannot be decoded or shaped is that command's error
+        promise.reject(exc)
+        return exc
     promise.resolve(reply)
     return None
+
+
+def _resolve_decoded(codec: Codec, promises: list[Promise], values: list) -> Exception | None:
+    """Settle a folded GET run as text; a value that is not valid text fails its own key only."""
+    try:
+        texts = codec.decode(values)
+    except UnicodeDecodeError:
+        texts = None
+    if texts is not None:
+        resolve_each(promises, texts)
+        return None
+    first_error = None
+    for promise, value in zip(promises, values, strict=True):
+        try:
+            text = codec.decode(value)
+        except UnicodeDecodeError as exc:
+            first_error = first_error or exc
+            reject_each([promise], exc)
+        else:
+            resolve_each([promise], [text])
+    return first_error

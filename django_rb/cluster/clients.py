@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
+from redis.commands.core import Script
+from redis.connection import Encoder
 
 from .buffer import DELS, GETS, SETS, CommandBuffer
 from .engine import RoundErrors, run_round
@@ -41,8 +43,44 @@ def _quick_set_words(key: bytes, value: bytes, given: dict[str, Any]) -> tuple |
     return tuple(words)
 
 
-class _Unsupported:
-    """Methods that need an immediate reply or a dedicated connection make no sense here."""
+class _EvalScript(Script):
+    """A redis-py Script whose call queues EVAL (body included) instead of EVALSHA."""
+
+    def __call__(self, keys: Any = (), args: Any = (), client: Any = None) -> Any:
+        client = client or self.registered_client
+        keys, args = list(keys), list(args)
+        return client.eval(self.script, len(keys), *keys, *args)
+
+
+class _ClusterClient:
+    """What the cluster's clients share instead of redis-py's ``Redis.__init__`` (which builds
+    a pool they never use and costs ~60 µs): the cluster's encoder and pool settings for the
+    redis-py helpers that ask, and a clear refusal of what needs a dedicated connection."""
+
+    _cluster: Cluster
+
+    def _setup(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+        self.connection_pool = None
+        self.response_callbacks = cluster.codec.callbacks
+
+    def get_encoder(self) -> Encoder:
+        """redis-py's encoder with the cluster's encoding settings (for Script, ACL helpers...)."""
+        encoder = self._cluster.codec.encoder
+        return Encoder(encoder.encoding, encoder.errors, self._cluster.codec.decode_responses)
+
+    def get_connection_kwargs(self) -> dict[str, Any]:
+        """The settings every host's pool is built with."""
+        return dict(self._cluster.pool_options)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} hosts={sorted(self._cluster.hosts)}>"
+
+    def __del__(self) -> None:  # Redis.__del__ would close a pool we do not own
+        pass
+
+    def close(self) -> None:
+        """Nothing to close: connections belong to the cluster's pools."""
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
         raise NotImplementedError(
@@ -66,7 +104,7 @@ class LocalClient(Redis):
         super().__init__(connection_pool=connection_pool, **kwargs)
 
 
-class MappingClient(_Unsupported, Redis):
+class MappingClient(_ClusterClient, Redis):
     """Inside ``cluster.map()``: every command returns a Promise; nothing is sent until the block
     ends, then each host gets one pipeline, all hosts in parallel."""
 
@@ -77,11 +115,8 @@ class MappingClient(_Unsupported, Redis):
         auto_batch: bool = True,
         timeout: float | None = None,
     ) -> None:
-        # Redis.__init__ is skipped on purpose: it builds a pool we never use and costs ~60 µs
-        self._cluster = cluster
-        self.connection_pool = None
+        self._setup(cluster)
         self._codec = cluster.codec
-        self.response_callbacks = self._codec.callbacks
         self._router = router = cluster.get_router()
         self._route = router.get_host_for_key
         self._encode = self._codec.encoder.encode
@@ -96,15 +131,6 @@ class MappingClient(_Unsupported, Redis):
         self.timeout = timeout
         self._buffers: dict[int, CommandBuffer] = {}
         self._errors = RoundErrors()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} hosts={sorted(self._cluster.hosts)}>"
-
-    def __del__(self) -> None:  # Redis.__del__ would close a pool we do not own
-        pass
-
-    def close(self) -> None:
-        """Nothing to close: connections are borrowed per round and always returned."""
 
     # -- the generic path -------------------------------------------------------------------
 
@@ -204,12 +230,22 @@ class MappingClient(_Unsupported, Redis):
 
     def mget(self, keys: Any, *args: Any) -> Promise:
         """MGET across hosts: one GET per key (folded back into MGETs per host)."""
-        names = [keys, *args] if isinstance(keys, (str, bytes)) else [*keys, *args]
+        if isinstance(keys, (str, bytes, int, float)) or not isinstance(keys, Iterable):
+            names = [keys, *args]
+        else:
+            names = [*keys, *args]
         return Promise.all([self.get(name) for name in names])
 
-    def mset(self, mapping: Any) -> Promise:
-        """MSET across hosts: one SET per key (folded back into MSETs per host)."""
-        return Promise.all([self.set(k, v) for k, v in dict(mapping).items()]).then(all)
+    def mset(self, *args: Any, **kwargs: Any) -> Promise:
+        """MSET across hosts (arguments as for ``dict()``): one SET per key, folded back into
+        MSETs per host; resolves to None, as rb's did."""
+        pairs = dict(*args, **kwargs)
+        return Promise.all([self.set(k, v) for k, v in pairs.items()]).then(lambda _: None)
+
+    def register_script(self, script: Any) -> Script:
+        """A script for use inside this block: sent as EVAL with its body (Redis caches it),
+        so it never fails with NOSCRIPT and costs no extra round."""
+        return _EvalScript(self, script)
 
     def lock(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
@@ -220,14 +256,17 @@ class MappingClient(_Unsupported, Redis):
     # -- rounds -------------------------------------------------------------------------------
 
     def _flush(self, timeout: float | None = None) -> None:
-        buffers = list(self._buffers.values())
-        self._buffers.clear()
+        """Run rounds until nothing is queued (a callback may queue more while one settles)."""
+        timeout = self.timeout if timeout is None else timeout
         cluster = self._cluster
-        run_round(buffers, cluster.hosts, cluster.get_pool_for_host, timeout, self._errors)
+        while self._buffers:
+            buffers = list(self._buffers.values())
+            self._buffers.clear()
+            run_round(buffers, cluster.hosts, cluster.get_pool_for_host, timeout, self._errors)
 
     def join(self, timeout: float | None = None) -> None:
         """Send what is queued, wait for every reply (or the timeout), raise the first error."""
-        self._flush(self.timeout if timeout is None else timeout)
+        self._flush(timeout)
         errors, self._errors = self._errors, RoundErrors()
         if errors.first is not None:
             raise errors.first
@@ -294,6 +333,9 @@ class FanoutClient(MappingClient):
     def execute_command(self, *args: Any, **options: Any) -> Promise:
         """Queue the command on every target host."""
         hosts = self._targets()
+        unknown = [host_id for host_id in hosts if host_id not in self._cluster.hosts]
+        if unknown:  # checked before anything is queued, so no host runs half a fanout
+            raise UnroutableCommand(f"There is no host {unknown[0]!r} in this cluster.")
         if self._singular and len(hosts) == 1:
             return self._buffer(hosts[0]).enqueue(args, options)
         return Promise.all({h: self._buffer(h).enqueue(args, options) for h in hosts})
@@ -305,6 +347,8 @@ class MapManager:
     def __init__(self, client: MappingClient, timeout: float | None = None) -> None:
         self.client = client
         self.timeout = timeout
+        if timeout is not None:  # early rounds (max_concurrency) are bounded too
+            client.timeout = timeout
         self.entered: float | None = None
 
     def __enter__(self) -> Any:
@@ -318,24 +362,12 @@ class MapManager:
         self.client.join(timeout=self.timeout)
 
 
-class RoutingClient(_Unsupported, Redis):
+class RoutingClient(_ClusterClient, Redis):
     """Immediate results, each command sent to the host its key lives on (thread safe)."""
 
     def __init__(self, cluster: Cluster, auto_batch: bool = True) -> None:
-        # like MappingClient, no Redis.__init__: commands run on the hosts' local clients
-        self._cluster = cluster
-        self.connection_pool = None
-        self.response_callbacks = cluster.codec.callbacks
+        self._setup(cluster)  # commands run on the hosts' local clients
         self.auto_batch = auto_batch
-
-    def __repr__(self) -> str:
-        return f"<RoutingClient hosts={sorted(self._cluster.hosts)}>"
-
-    def __del__(self) -> None:
-        pass
-
-    def close(self) -> None:
-        """Nothing to close: the hosts' pools belong to the cluster."""
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         """Run one command on its key's host and return the reply."""

@@ -79,11 +79,23 @@ class Cluster:
 
     # -- hosts --------------------------------------------------------------------------------
 
-    def add_host(self, host_id: int | None = None, **settings: Any) -> None:
-        """Add a host (mostly for tests: the router is rebuilt, keys may move)."""
-        for key, value in self.host_defaults.items():
-            settings.setdefault(key, value)
-        host = make_host(host_id, **settings)
+    def add_host(
+        self,
+        host_id: int | None = None,
+        host: str = "localhost",
+        port: int = 6379,
+        unix_socket_path: str | None = None,
+        db: int = 0,
+        password: str | None = None,
+        ssl: bool = False,
+        ssl_options: dict[str, Any] | None = None,
+        username: str | None = None,
+    ) -> None:
+        """Add a host, with rb's parameters (the router is rebuilt, so keys may move)."""
+        host = make_host(
+            host_id, host=host, port=port, unix_socket_path=unix_socket_path, db=db,
+            password=password, ssl=ssl, ssl_options=ssl_options, username=username,
+        )  # fmt: skip
         with self._lock:
             if host.host_id in self.hosts:
                 raise BadHostSetup(f"Two hosts share the host id {host.host_id!r}.")

@@ -85,7 +85,11 @@ def run_round(
         for buffer in buffers:
             if not buffer.has_queued:
                 continue
-            host = hosts[buffer.host_id]
+            host = hosts.get(buffer.host_id)
+            if host is None:
+                error = HostConnectionError("the host was removed from the cluster", buffer.host_id)
+                _settle_failure(buffer, error, errors)
+                continue
             link = _open(buffer, host, get_pool, errors)
             if link is None:
                 continue
@@ -141,6 +145,9 @@ def _open(buffer: CommandBuffer, host: HostInfo, get_pool: Callable[[int], Any],
         return None
     except (RedisConnectionError, OSError) as exc:
         _settle_failure(buffer, HostConnectionError(_reason(exc), host), errors)
+        return None
+    except Exception as exc:  # the login itself was refused: a bad db, NOPERM on SELECT, ...
+        _settle_failure(buffer, HostConnectionError(f"login failed: {_reason(exc)}", host), errors)
         return None
     try:
         link = _Link(buffer, host, pool, conn)

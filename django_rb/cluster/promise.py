@@ -191,9 +191,10 @@ def _all_of_dict(items: Mapping[Any, Any]) -> Promise:
 def resolve_each(promises: list[Promise], values: list[Any]) -> None:
     """Resolve promise i with value i: the hot path of a folded MGET, so subscribers are rare.
 
-    Every promise is settled even if a subscriber raises; the first such error is re-raised.
+    Every promise is settled even if a subscriber raises (even KeyboardInterrupt); the first
+    such error is re-raised afterwards.
     """
-    error: Exception | None = None
+    error: BaseException | None = None
     for promise, value in zip(promises, values, strict=True):
         if promise._callbacks is None and promise._state == _PENDING:
             promise.value = value
@@ -201,7 +202,7 @@ def resolve_each(promises: list[Promise], values: list[Any]) -> None:
             continue
         try:
             promise.resolve(value)
-        except Exception as exc:
+        except BaseException as exc:
             error = error or exc
     if error is not None:
         raise error
@@ -209,13 +210,13 @@ def resolve_each(promises: list[Promise], values: list[Any]) -> None:
 
 def reject_each(promises: list[Promise], reason: BaseException) -> None:
     """Reject every still-pending promise; the first error a subscriber raises is re-raised."""
-    error: Exception | None = None
+    error: BaseException | None = None
     for promise in promises:
         if promise._state != _PENDING:
             continue
         try:
             promise.reject(reason)
-        except Exception as exc:
+        except BaseException as exc:
             error = error or exc
     if error is not None:
         raise error

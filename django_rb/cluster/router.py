@@ -86,7 +86,8 @@ class PartitionRouter(BaseRouter):
             value = crc32(data)
             return (value - ((value & 0x80000000) << 1)) % count
 
-        self.get_host_for_encoded_key = host_for_bytes
+        if type(self).get_host_for_key is PartitionRouter.get_host_for_key:  # not overridden
+            self.get_host_for_encoded_key = host_for_bytes
 
     def get_host_for_key(self, key: Any) -> int:
         """crc32 placement, identical to rb's for str, bytes and int keys."""
@@ -108,7 +109,8 @@ class ConsistentHashingRouter(BaseRouter):
         assert_gapless(cluster.hosts)
         hosts = cluster.hosts
         self._ring = Ketama({rb_host_description(hosts[i]): i for i in sorted(hosts)})
-        self.get_host_for_encoded_key = self._ring.get_node
+        if type(self).get_host_for_key is ConsistentHashingRouter.get_host_for_key:
+            self.get_host_for_encoded_key = self._ring.get_node
 
     def get_host_for_key(self, key: Any) -> int:
         """The host the ring assigns to ``key``."""
