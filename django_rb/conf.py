@@ -82,7 +82,9 @@ class ClusterConfig:
 
     def __repr__(self) -> str:
         addresses = ", ".join(info.address for _, info in sorted(self.parsed_hosts.items()))
-        return f"<ClusterConfig {self.name!r} router={self.router_cls.__name__} hosts=[{addresses}]>"
+        return (
+            f"<ClusterConfig {self.name!r} router={self.router_cls.__name__} hosts=[{addresses}]>"
+        )
 
     def build(self) -> Cluster:
         """A new Cluster; the caller owns its pools (see ``django_rb.get_cluster``)."""
@@ -297,7 +299,9 @@ def _hosts(
 ) -> dict[int, HostInfo] | None:
     example = 'e.g. "hosts": ["redis://10.0.0.1:6379/0", "redis://10.0.0.2:6379/0"]'
     if hosts is None or (isinstance(hosts, str | list | tuple | Mapping) and not hosts):
-        problems.append(Problem("E004", "The cluster has no hosts.", f"Add them, {example}.", where))
+        problems.append(
+            Problem("E004", "The cluster has no hosts.", f"Add them, {example}.", where)
+        )
         return None
     try:
         parsed = parse_hosts(hosts, host_defaults)
@@ -314,7 +318,9 @@ def _hosts(
         )
         return None
     if not parsed:
-        problems.append(Problem("E004", "The cluster has no hosts.", f"Add them, {example}.", where))
+        problems.append(
+            Problem("E004", "The cluster has no hosts.", f"Add them, {example}.", where)
+        )
         return None
     try:
         assert_gapless(parsed)

@@ -192,7 +192,9 @@ class NodeRegistry:
             self._binary = find_redis_server()
         return self._binary
 
-    def start(self, count: int = 1, password: str | None = None, unix_socket: bool = False) -> list[RedisNode]:
+    def start(
+        self, count: int = 1, password: str | None = None, unix_socket: bool = False
+    ) -> list[RedisNode]:
         """Start ``count`` new nodes."""
         started = []
         for _ in range(count):

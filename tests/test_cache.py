@@ -183,7 +183,9 @@ def test_versions_prefix_and_key_function(nodes):
     assert cache.get("k") == "v"
     custom = make_cache(nodes, KEY_FUNCTION=lambda key, prefix, version: f"custom/{key}")
     custom.set("x", 1)
-    assert raw(nodes[custom.cluster.get_router().get_host_for_key("custom/x")]).get("custom/x") == b"1"
+    assert (
+        raw(nodes[custom.cluster.get_router().get_host_for_key("custom/x")]).get("custom/x") == b"1"
+    )
 
 
 def test_key_validation_warns(cache):
@@ -425,7 +427,11 @@ def test_router_option(nodes):
         (["one", "two"], {}, "one cluster name"),
         ("default", {"SOCKET_TIMEOUT": 1}, "set SOCKET_TIMEOUT there"),
         ("default", {"socket_timeout": 1}, "set socket_timeout there"),
-        ("redis://127.0.0.1:1/0", {"CLIENT_CLASS": "x.Y"}, "does not know the OPTIONS CLIENT_CLASS"),
+        (
+            "redis://127.0.0.1:1/0",
+            {"CLIENT_CLASS": "x.Y"},
+            "does not know the OPTIONS CLIENT_CLASS",
+        ),
         ("redis://127.0.0.1:1/0", {"SERIALIZER": "yaml"}, "Unknown SERIALIZER 'yaml'"),
         ("redis://127.0.0.1:1/0", {"SERIALIZER": "no.such.Module"}, "cannot be imported"),
         ("redis://127.0.0.1:1/0", {"COMPRESSOR": "brotli"}, "Unknown COMPRESSOR 'brotli'"),

@@ -73,7 +73,12 @@ def test_serializers_round_trip(nodes, serializer):
 
 def test_pickle_keeps_python_types(nodes):
     cache = make_cache(nodes)
-    value = {"when": datetime.date(2024, 1, 2), "tuple": (1, 2), "set": {3}, "d": decimal.Decimal("1.1")}
+    value = {
+        "when": datetime.date(2024, 1, 2),
+        "tuple": (1, 2),
+        "set": {3},
+        "d": decimal.Decimal("1.1"),
+    }
     cache.set("k", value)
     assert cache.get("k") == value
 

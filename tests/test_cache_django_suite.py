@@ -42,6 +42,8 @@ def test_django_base_cache_tests_pass(redis_nodes):
     if not lines:
         pytest.fail(f"Django's cache suite did not run:\n{output[-5000:]}")
     summary = json.loads(lines[-1])
-    assert proc.returncode == 0, f"Django {summary['django']} cache suite failed:\n{output[-10000:]}"
+    assert proc.returncode == 0, (
+        f"Django {summary['django']} cache suite failed:\n{output[-10000:]}"
+    )
     assert summary["skipped"] == EXPECTED_SKIPS
     assert summary["ran"] >= 50, summary  # the whole of BaseCacheTests, not a stray subset

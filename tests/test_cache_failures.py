@@ -113,7 +113,9 @@ def test_dead_node_fails_open_per_node_with_ignore_exceptions(nodes, caplog):
     assert cache.set_many(everything, timeout=30) != []
     assert cache.delete_many(list(everything)[:5]) is None
     assert cache.get_or_set(dead, "computed") == "computed"
-    assert sorted(cache.iter_keys("key*")) == sorted(k for k in live if k not in list(everything)[:5])
+    assert sorted(cache.iter_keys("key*")) == sorted(
+        k for k in live if k not in list(everything)[:5]
+    )
     assert cache.clear() is False  # not every node could be flushed
     assert cache.get_many(list(everything)) == {}  # the live ones were
 

@@ -208,11 +208,14 @@ def test_status_never_shows_a_password(
     assert PASSWORD not in stdout + stderr + str(error)
 
 
-def test_status_wrong_password_is_a_down_row(
-    settings: Any, secured_nodes: list[RedisNode]
-) -> None:
+def test_status_wrong_password_is_a_down_row(settings: Any, secured_nodes: list[RedisNode]) -> None:
     settings.RB_CLUSTERS = {
-        "default": {"hosts": [secured_nodes[0].url(), f"redis://:wrong-Pw@127.0.0.1:{secured_nodes[1].port}/0"]}
+        "default": {
+            "hosts": [
+                secured_nodes[0].url(),
+                f"redis://:wrong-Pw@127.0.0.1:{secured_nodes[1].port}/0",
+            ]
+        }
     }
     stdout, _, error = run("rb_status", "--json")
     assert error is not None

@@ -163,7 +163,9 @@ def test_remove_and_add_host(three_nodes):
 def test_acl_username_and_wrong_password(three_nodes):
     node = three_nodes[0]
     admin = redis.Redis(port=node.port, password="pa55word")
-    admin.acl_setuser("app", enabled=True, passwords=["+app-secret"], keys=["*"], commands=["+@all"])
+    admin.acl_setuser(
+        "app", enabled=True, passwords=["+app-secret"], keys=["*"], commands=["+@all"]
+    )
     admin.close()
     cluster = Cluster([f"redis://app:app-secret@127.0.0.1:{node.port}/0"])
     with cluster.map() as client:

@@ -14,7 +14,13 @@ def test_dict_hosts_with_defaults():
 
 def test_url_forms():
     cfg = parse_host_url("redis://alice:s%40cret@cache-1:6380/4")
-    assert cfg == {"username": "alice", "password": "s@cret", "host": "cache-1", "port": 6380, "db": 4}
+    assert cfg == {
+        "username": "alice",
+        "password": "s@cret",
+        "host": "cache-1",
+        "port": 6380,
+        "db": 4,
+    }
     tls = parse_host_url("rediss://:pw@h?ssl_cert_reqs=none&ssl_check_hostname=false")
     assert tls["ssl"] is True and tls["port"] == 6379 and tls["db"] == 0
     assert tls["ssl_options"] == {"cert_reqs": "none", "check_hostname": False}

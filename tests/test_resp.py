@@ -17,7 +17,13 @@ def test_pack_matches_the_resp_spec():
 def test_encoder_follows_redis_py_types():
     enc = ArgEncoder()
     assert enc.words(("MEMORY USAGE", "k")) == (b"MEMORY", b"USAGE", b"k")
-    assert enc.words((b"SET", 1, 2.5, b"\xff", "é")) == (b"SET", b"1", b"2.5", b"\xff", "é".encode())
+    assert enc.words((b"SET", 1, 2.5, b"\xff", "é")) == (
+        b"SET",
+        b"1",
+        b"2.5",
+        b"\xff",
+        "é".encode(),
+    )
     with pytest.raises(redis.DataError):
         enc.encode(True)
     with pytest.raises(redis.DataError):

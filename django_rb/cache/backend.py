@@ -264,7 +264,9 @@ class RBCache(BaseCache):
 
     # -- Django's cache API ----------------------------------------------------------------
 
-    def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
+    def add(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> bool:
         key = self.make_and_validate_key(key, version=version)
         return self._cache.add(key, value, self.get_backend_timeout(timeout))
 
@@ -272,7 +274,9 @@ class RBCache(BaseCache):
         key = self.make_and_validate_key(key, version=version)
         return self._cache.get(key, default)
 
-    def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:  # type: ignore[override]
+    def set(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> bool:  # type: ignore[override]
         """Store the value; returns False only when its node was unavailable (IGNORE_EXCEPTIONS)."""
         key = self.make_and_validate_key(key, version=version)
         return self._cache.set(key, value, self.get_backend_timeout(timeout))
@@ -303,7 +307,9 @@ class RBCache(BaseCache):
         found = self._cache.get_many(key_map)
         return {key_map[made]: value for made, value in found.items()}
 
-    def set_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> list[Any]:
+    def set_many(
+        self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> list[Any]:
         """One parallel round; returns the keys that could not be stored (unavailable nodes)."""
         if not data:
             return []
@@ -353,7 +359,9 @@ class RBCache(BaseCache):
             version = self.version
         return self.key_func(pattern, glob_escape(self.key_prefix), glob_escape(str(version)))
 
-    def iter_keys(self, pattern: str, version: Any = None, itersize: int | None = None) -> Iterator[str]:
+    def iter_keys(
+        self, pattern: str, version: Any = None, itersize: int | None = None
+    ) -> Iterator[str]:
         """The user keys matching a glob ``pattern``, lazily; SCAN on every node in parallel."""
         search = self.make_pattern(pattern, version=version)
         for batch in self._cache.scan(search, itersize or self._scan_count):
@@ -390,13 +398,17 @@ class RBCache(BaseCache):
     async def aget_many(self, keys: Iterable[Any], version: Any = None) -> dict[Any, Any]:
         return await sync_to_async(self.get_many, thread_sensitive=True)(keys, version)
 
-    async def aset_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> list[Any]:
+    async def aset_many(
+        self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> list[Any]:
         return await sync_to_async(self.set_many, thread_sensitive=True)(data, timeout, version)
 
     async def adelete_many(self, keys: Iterable[Any], version: Any = None) -> None:
         return await sync_to_async(self.delete_many, thread_sensitive=True)(keys, version)
 
-    async def aget_or_set(self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> Any:
+    async def aget_or_set(
+        self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> Any:
         return await sync_to_async(self.get_or_set, thread_sensitive=True)(
             key, default, timeout, version
         )

@@ -13,7 +13,8 @@ import zlib
 from typing import Any, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
+
+from .loading import load_codec
 
 
 class Compressor(Protocol):
@@ -89,21 +90,6 @@ def get_compressor(spec: Any, options: dict[str, Any]) -> Compressor | None:
     """
     if spec is None or spec == "django_redis.compressors.identity.IdentityCompressor":
         return None
-    if isinstance(spec, str):
-        if spec in COMPRESSORS:
-            spec = COMPRESSORS[spec]
-        elif "." in spec:
-            try:
-                spec = import_string(spec)
-            except ImportError as exc:
-                raise ImproperlyConfigured(f"COMPRESSOR {spec!r} cannot be imported: {exc}") from exc
-        else:
-            names = ", ".join(f'"{name}"' for name in COMPRESSORS)
-            raise ImproperlyConfigured(
-                f"Unknown COMPRESSOR {spec!r}: use None, {names} or a dotted path to a class."
-            )
-    if isinstance(spec, type):
-        spec = spec(options)
-    if not (callable(getattr(spec, "compress", None)) and callable(getattr(spec, "decompress", None))):
-        raise ImproperlyConfigured(f"COMPRESSOR {spec!r} has no compress()/decompress().")
-    return spec
+    return load_codec(
+        "COMPRESSOR", spec, COMPRESSORS, ("compress", "decompress"), options, also="None, "
+    )

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
-from django.utils.module_loading import import_string
+
+from .loading import load_codec
 
 
 class Serializer(Protocol):
@@ -100,21 +101,4 @@ def get_serializer(spec: Any, options: dict[str, Any]) -> Serializer:
     """
     if spec is None:
         spec = "pickle"
-    if isinstance(spec, str):
-        if spec in SERIALIZERS:
-            spec = SERIALIZERS[spec]
-        elif "." in spec:
-            try:
-                spec = import_string(spec)
-            except ImportError as exc:
-                raise ImproperlyConfigured(f"SERIALIZER {spec!r} cannot be imported: {exc}") from exc
-        else:
-            names = ", ".join(f'"{name}"' for name in SERIALIZERS)
-            raise ImproperlyConfigured(
-                f"Unknown SERIALIZER {spec!r}: use {names} or a dotted path to a class."
-            )
-    if isinstance(spec, type):
-        spec = spec(options)
-    if not (callable(getattr(spec, "dumps", None)) and callable(getattr(spec, "loads", None))):
-        raise ImproperlyConfigured(f"SERIALIZER {spec!r} has no dumps()/loads().")
-    return spec
+    return load_codec("SERIALIZER", spec, SERIALIZERS, ("dumps", "loads"), options)

@@ -378,17 +378,26 @@ class RoutingClient(_ClusterClient, Redis):
         """A redis-py Lock on the host that holds ``name``."""
         return self._cluster.get_local_client_for_key(name).lock(name, *args, **kwargs)
 
-    def get_mapping_client(self, max_concurrency: int = 64, auto_batch: bool | None = None) -> MappingClient:
+    def get_mapping_client(
+        self, max_concurrency: int = 64, auto_batch: bool | None = None
+    ) -> MappingClient:
         """A promise-returning client; prefer ``map()``, which joins for you."""
         batch = self.auto_batch if auto_batch is None else auto_batch
         return MappingClient(self._cluster, max_concurrency, batch)
 
-    def get_fanout_client(self, hosts: Any, max_concurrency: int = 64, auto_batch: bool | None = None) -> FanoutClient:
+    def get_fanout_client(
+        self, hosts: Any, max_concurrency: int = 64, auto_batch: bool | None = None
+    ) -> FanoutClient:
         """A broadcasting client; prefer ``fanout()``, which joins for you."""
         batch = self.auto_batch if auto_batch is None else auto_batch
         return FanoutClient(self._cluster, hosts, max_concurrency, batch)
 
-    def map(self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool | None = None) -> MapManager:
+    def map(
+        self,
+        timeout: float | None = None,
+        max_concurrency: int = 64,
+        auto_batch: bool | None = None,
+    ) -> MapManager:
         """``with routing_client.map() as c:`` — see Cluster.map."""
         return MapManager(self.get_mapping_client(max_concurrency, auto_batch), timeout)
 

@@ -184,7 +184,9 @@ class Cluster:
         """A client that routes each command by its key and returns results immediately."""
         return RoutingClient(self, auto_batch=auto_batch)
 
-    def map(self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True) -> MapManager:
+    def map(
+        self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True
+    ) -> MapManager:
         """``with cluster.map() as client:`` — commands return promises, sent in one parallel
         round when the block ends; the first error is raised after everything settled."""
         return MapManager(MappingClient(self, max_concurrency, auto_batch), timeout)
@@ -195,11 +197,15 @@ class Cluster:
         promises hold ``{host_id: value}``."""
         return MapManager(FanoutClient(self, hosts, max_concurrency, auto_batch), timeout)
 
-    def all(self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True) -> MapManager:
+    def all(
+        self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True
+    ) -> MapManager:
         """``fanout`` to every host."""
         return self.fanout("all", timeout, max_concurrency, auto_batch)
 
-    def execute_commands(self, mapping: Mapping[Any, list[tuple]], *args: Any, **kwargs: Any) -> dict[Any, list[Promise]]:
+    def execute_commands(
+        self, mapping: Mapping[Any, list[tuple]], *args: Any, **kwargs: Any
+    ) -> dict[Any, list[Promise]]:
         """Run lists of commands on the host of each routing key, in one parallel round.
 
         A command is ``(name, *args)`` or ``(script, keys, args)`` for a redis-py ``Script``
@@ -221,7 +227,9 @@ class Cluster:
                     if (host_id, sha) not in loaded:
                         loaded.add((host_id, sha))
                         targeted.execute_command("SCRIPT LOAD", script.script)
-                    promises.append(targeted.execute_command("EVALSHA", sha, len(keys), *keys, *argv))
+                    promises.append(
+                        targeted.execute_command("EVALSHA", sha, len(keys), *keys, *argv)
+                    )
         return results
 
 

@@ -122,8 +122,12 @@ def run_round(
                 if wanted != link.events:
                     link.events = wanted
                     selector.modify(link.sock, wanted, link)
-            for link in [lk for lk in live.values() if lk.deadline is not None and lk.deadline <= now]:
-                what = "the round's timeout" if link.deadline == round_deadline else "socket_timeout"
+            for link in [
+                lk for lk in live.values() if lk.deadline is not None and lk.deadline <= now
+            ]:
+                what = (
+                    "the round's timeout" if link.deadline == round_deadline else "socket_timeout"
+                )
                 _fail(link, HostTimeoutError(f"no reply within {what}", link.host), errors)
                 selector.unregister(link.sock)
                 del live[link.sock]

@@ -202,7 +202,7 @@ def parse_host_url(url: str) -> dict[str, Any]:
         if parts.scheme == "rediss":
             cfg["ssl"] = True
             ssl_options = {
-                name[len("ssl_"):]: _bool_option(query.pop(name))
+                name[len("ssl_") :]: _bool_option(query.pop(name))
                 for name in sorted(SSL_QUERY_OPTIONS & set(query))
             }
             if ssl_options:

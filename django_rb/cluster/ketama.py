@@ -56,5 +56,7 @@ class Ketama:
         points = self._points
         if not points:
             return None
-        pos = bisect(points, _first_word(md5(key if type(key) is bytes else key_bytes(key)).digest())[0])
+        pos = bisect(
+            points, _first_word(md5(key if type(key) is bytes else key_bytes(key)).digest())[0]
+        )
         return self._values[pos if pos < len(points) else 0]

@@ -44,7 +44,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         results = per_host_round(
             cluster,
-            lambda client: {"ping": client.ping(), "dbsize": client.dbsize(), "info": client.info()},
+            lambda client: {
+                "ping": client.ping(),
+                "dbsize": client.dbsize(),
+                "info": client.info(),
+            },
             timeout=options["timeout"],
         )
         rows = [status_row(result) for result in results.values()]
@@ -76,7 +80,9 @@ class Command(BaseCommand):
             ]
             for row in rows
         ]
-        widths = [max(len(line[i]) for line in [list(COLUMNS), *cells]) for i in range(len(COLUMNS))]
+        widths = [
+            max(len(line[i]) for line in [list(COLUMNS), *cells]) for i in range(len(COLUMNS))
+        ]
 
         def line(values: list[str], styled: bool) -> str:
             padded = [value.ljust(width) for value, width in zip(values, widths, strict=True)]
