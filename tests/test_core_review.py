@@ -502,6 +502,7 @@ def test_map_with_no_commands_and_cancelled_block(rb_cluster):
 def test_execute_commands_same_script_many_keys_and_hosts(rb_cluster):
     for host_id in rb_cluster.hosts:
         rb_cluster.get_local_client(host_id).script_flush()
+        rb_cluster.get_local_client(host_id).config_resetstat()  # other tests load scripts too
     script = Script(rb_cluster.get_local_client(0), "return redis.call('INCRBY', KEYS[1], ARGV[1])")
     keys = [f"sc{i}" for i in range(40)]
     results = rb_cluster.execute_commands(

@@ -22,9 +22,10 @@ def test_url_forms():
         "db": 4,
     }
     tls = parse_host_url("rediss://:pw@h?ssl_cert_reqs=none&ssl_check_hostname=false")
-    assert tls["ssl"] is True and tls["port"] == 6379 and tls["db"] == 0
+    assert tls["ssl"] is True and "port" not in tls and "db" not in tls  # defaults fill them
     assert tls["ssl_options"] == {"cert_reqs": "none", "check_hostname": False}
     unix = parse_host_url("unix:///run/redis.sock?db=2")
+    assert parse_hosts(["rediss://h"])[0].port == 6379 and parse_hosts(["unix:///s"])[0].db == 0
     assert unix == {"unix_socket_path": "/run/redis.sock", "db": 2}
 
 
@@ -91,3 +92,42 @@ def test_passwords_with_url_delimiters_parse_and_never_leak(password):
     assert password not in str(info.value)
     assert password not in redact_url(f"redis://u:{password}@h:1/0")
     assert "secret" not in redact_url("redis://h:1/0?password=secret&db=1")
+
+
+def test_host_defaults_fill_what_a_url_leaves_out():
+    hosts = parse_hosts("redis://a,redis://b:7000/2", {"db": 3, "port": 6390, "password": "pw"})
+    assert [(h.port, h.db, h.password) for h in hosts.values()] == [
+        (6390, 3, "pw"),
+        (7000, 2, "pw"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"port": "abc"}, "port must be a whole number from 1 to 65535"),
+        ({"port": 70000}, "port must be a whole number"),
+        ({"db": "x"}, "db must be a whole number of 0 or more"),
+        ({"db": -1}, "db must be a whole number"),
+        ({"ssl": True, "ssl_options": {"cert_reqs": "bogus"}}, "cert_reqs must be one of"),
+    ],
+)
+def test_bad_host_values_are_refused(settings, message):
+    with pytest.raises(BadHostSetup, match=message):
+        parse_hosts({0: settings})
+
+
+def test_unordered_hosts_are_refused_and_generators_read_once():
+    with pytest.raises(BadHostSetup, match="stable"):
+        parse_hosts({"redis://a:1/0", "redis://b:1/0"})
+    assert len(parse_hosts(url for url in ("redis://a:1/0", "redis://b:1/0"))) == 2
+
+
+def test_ipv6_and_tls_secrets_in_what_is_shown():
+    host = parse_hosts(["rediss://[::1]:6380/1?ssl_password=SECRET"])[0]
+    assert host.host == "::1" and host.address == "rediss://[::1]:6380/1"
+    assert "SECRET" not in repr(host)
+    assert "SECRET" not in redact_url("rediss://h:1/0?ssl_password=SECRET&db=1")
+    with pytest.raises(BadHostSetup) as info:
+        parse_hosts([("redis://:SECRET@a:1/0", "redis://b:1/0")])
+    assert "SECRET" not in str(info.value)

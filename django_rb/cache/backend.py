@@ -27,6 +27,7 @@ from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
     MEMCACHE_MAX_KEY_LENGTH,
     BaseCache,
+    default_key_func,
     get_key_func,
 )
 from django.core.exceptions import ImproperlyConfigured
@@ -146,9 +147,8 @@ class RBCache(BaseCache):
         self._scan_count = self._int_option("SCAN_COUNT", DEFAULT_SCAN_COUNT)
         self._ignore_exceptions = bool(options.get("IGNORE_EXCEPTIONS", False))
         self._log_ignored_exceptions = bool(options.get("LOG_IGNORED_EXCEPTIONS", True))
-        self.reverse_key_func = get_key_func(
-            options.get("REVERSE_KEY_FUNCTION") or default_reverse_key
-        )
+        reverse = options.get("REVERSE_KEY_FUNCTION")
+        self.reverse_key_func = get_key_func(reverse) if reverse else None
 
     def _int_option(self, name: str, default: int) -> int:
         value = self._options.get(name, default)
@@ -364,9 +364,21 @@ class RBCache(BaseCache):
     ) -> Iterator[str]:
         """The user keys matching a glob ``pattern``, lazily; SCAN on every node in parallel."""
         search = self.make_pattern(pattern, version=version)
+        reverse = self._reverse_key(version)
         for batch in self._cache.scan(search, itersize or self._scan_count):
-            for key in batch:
-                yield self.reverse_key_func(key.decode() if isinstance(key, bytes) else key)
+            for keys in batch.values():
+                for key in keys:
+                    yield reverse(key.decode() if isinstance(key, bytes) else key)
+
+    def _reverse_key(self, version: Any) -> Any:
+        """Stored key -> user key: REVERSE_KEY_FUNCTION if given; with Django's default
+        KEY_FUNCTION, strip the known ``prefix:version:`` (a prefix may hold colons)."""
+        if self.reverse_key_func is not None:
+            return self.reverse_key_func
+        if self.key_func is default_key_func:
+            head = len(self.make_key("", version=version))
+            return lambda key: key[head:]
+        return default_reverse_key
 
     def keys(self, pattern: str, version: Any = None) -> list[str]:
         """All matching user keys as a list (SCAN, never KEYS)."""
@@ -377,7 +389,7 @@ class RBCache(BaseCache):
         search = self.make_pattern(pattern, version=version)
         deleted = 0
         for batch in self._cache.scan(search, itersize or self._scan_count):
-            deleted += self._cache.delete_count(batch)
+            deleted += self._cache.delete_found(batch)
         return deleted
 
     def lock(self, key: Any, version: Any = None, timeout: float | None = None,

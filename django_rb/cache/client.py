@@ -40,8 +40,9 @@ COMPRESSED = b"\x01"
 #: INCRBY only if the key exists, in one step on the node (Django: missing key -> ValueError).
 INCR_IF_EXISTS = Script(
     None,  # type: ignore[arg-type]  (a bytes script needs no client to compute its sha)
+    # the new value is returned as GET's string: a Lua number is a double, exact only to 2**53
     b"if redis.call('EXISTS', KEYS[1]) == 1 then "
-    b"return redis.call('INCRBY', KEYS[1], ARGV[1]) end "
+    b"redis.call('INCRBY', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1]) end "
     b"return false",
 )
 
@@ -107,7 +108,14 @@ class RBCacheClient:
                 raise UnreadableValue(
                     "A cached value is compressed but this cache has no COMPRESSOR configured."
                 )
-            return self.serializer.loads(self.compressor.decompress(data[1:]))
+            try:
+                raw = self.compressor.decompress(data[1:])
+            except Exception as exc:
+                raise UnreadableValue(
+                    "A cached value could not be decompressed; was it written with another "
+                    f"COMPRESSOR? ({type(exc).__name__}: {exc})"
+                ) from exc
+            return self.serializer.loads(raw)
         try:
             return int(data)
         except ValueError:
@@ -222,7 +230,7 @@ class RBCacheClient:
         )
         if value is None:
             raise ValueError(f"Key '{name or key}' not found.")
-        return value
+        return int(value)
 
     def ttl(self, key: str) -> int | None:
         """django-redis's answer: seconds left, None for no expiry, 0 for a missing key."""
@@ -292,11 +300,17 @@ class RBCacheClient:
         self._round(queue, promises.values())
         return [key for key, promise in promises.items() if promise.is_rejected]
 
-    def delete_count(self, keys: Iterable[str]) -> int:
-        """Delete every key; how many existed."""
-        promises: list[Any] = []
-        self._round(lambda c: promises.extend(c.delete(key) for key in keys), promises)
-        return sum(p.value for p in promises if p.is_resolved)
+    def delete_found(self, found: Mapping[int, list[bytes]]) -> int:
+        """Delete keys where SCAN found them (``{host_id: keys}``, which after a node was
+        added is not always where they route now); how many were deleted."""
+        promises: dict[int, Any] = {}
+
+        def queue(c: Any) -> None:
+            for host_id, keys in found.items():
+                promises[host_id] = c.target([host_id]).delete(*keys)
+
+        self._round(queue, promises.values(), mode="fanout", hosts=list(found))
+        return sum(_per_host(p.value, h) for h, p in promises.items() if p.is_resolved)
 
     def clear(self) -> bool:
         """FLUSHDB (this cache's db) on every node; False if a node was unavailable."""
@@ -304,21 +318,22 @@ class RBCacheClient:
         self._round(lambda c: promises.append(c.flushdb()), promises, mode="all")
         return all(p.is_resolved for p in promises)
 
-    def scan(self, pattern: str, count: int) -> Iterator[list[bytes]]:
-        """SCAN every node in parallel; one list of matching keys per round, until all are done.
+    def scan(self, pattern: str, count: int) -> Iterator[dict[int, list[bytes]]]:
+        """SCAN every node in parallel; per round ``{host_id: matching keys}``, until all are done.
 
         Never KEYS: each node walks its keyspace in steps of about ``count``.
         """
         cursors: dict[int, int] = dict.fromkeys(self.cluster.hosts, 0)
         while cursors:
             promises = self._scan_round(cursors, pattern, count)
-            batch: list[bytes] = []
+            batch: dict[int, list[bytes]] = {}
             for host_id, promise in promises.items():
                 if not promise.is_resolved:  # an ignored, unavailable node: nothing from it
                     del cursors[host_id]
                     continue
                 cursor, keys = _per_host(promise.value, host_id)
-                batch.extend(keys)
+                if keys:
+                    batch[host_id] = keys
                 if int(cursor) == 0:
                     del cursors[host_id]
                 else:

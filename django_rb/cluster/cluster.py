@@ -113,13 +113,15 @@ class Cluster:
             self._hosts_age += 1
             return existed
 
-    def disconnect_pools(self) -> None:
-        """Close every pooled connection (they reconnect on next use)."""
+    def disconnect_pools(self, inuse_connections: bool = True) -> None:
+        """Close pooled connections (they reconnect on next use); with
+        ``inuse_connections=False`` only idle ones, so rounds in other threads go on."""
         with self._lock:
             for pool in self._pools.values():
-                pool.disconnect()
-            self._pools.clear()
-            self._local_clients.clear()
+                pool.disconnect(inuse_connections=inuse_connections)
+            if inuse_connections:
+                self._pools.clear()
+                self._local_clients.clear()
 
     # -- routing and pools --------------------------------------------------------------------
 

@@ -101,7 +101,11 @@ def run_round(
                 continue
             link.events = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.out else 0)
             link.deadline = _next_deadline(link, time.monotonic(), round_deadline)
-            selector.register(link.sock, link.events, link)
+            try:
+                selector.register(link.sock, link.events, link)
+            except (ValueError, OSError) as exc:  # closed under us by another thread
+                _fail(link, HostConnectionError(f"connection unusable: {exc}", link.host), errors)
+                continue
             live[link.sock] = link
         while live:
             wait = _wait_time(live.values(), time.monotonic())
@@ -155,11 +159,12 @@ def _open(buffer: CommandBuffer, host: HostInfo, get_pool: Callable[[int], Any],
         return None
     try:
         link = _Link(buffer, host, pool, conn)
-    except Exception as exc:  # e.g. an argument that cannot be encoded
+        link.sock.setblocking(False)
+    except Exception as exc:  # the socket was closed under us (another thread disconnected)
+        conn.disconnect()
         pool.release(conn)
-        _settle_failure(buffer, exc, errors)
+        _settle_failure(buffer, HostConnectionError(f"connection unusable: {exc}", host), errors)
         return None
-    link.sock.setblocking(False)
     return link
 
 
@@ -214,9 +219,12 @@ def _read(link: _Link, errors: RoundErrors) -> None:
 
 def _finish(link: _Link) -> None:
     """All replies are in: the connection goes back to its pool, clean and blocking again."""
-    link.sock.settimeout(link.saved_timeout)
-    link.pool.release(link.conn)
-    link.conn = None
+    conn, link.conn = link.conn, None
+    try:
+        link.sock.settimeout(link.saved_timeout)
+    except OSError:  # closed under us after its last reply: the pool reconnects it
+        conn.disconnect()
+    link.pool.release(conn)
 
 
 def _fail(link: _Link, error: BaseException, errors: RoundErrors) -> None:

@@ -42,6 +42,9 @@ SSL_QUERY_OPTIONS = {
 
 URL_SCHEMES = ("redis", "rediss", "unix")
 
+#: What redis-py accepts for ``ssl_cert_reqs`` given as text.
+CERT_REQS = ("none", "optional", "required")
+
 
 class HostInfo:
     """One node of a cluster: where it is and how to log in (``host_id`` is its identity)."""
@@ -71,12 +74,17 @@ class HostInfo:
         self.ssl_options = ssl_options
 
     @property
+    def endpoint(self) -> str:
+        """Where the server is, without db or credentials: ``[::1]:6380``, ``unix:/x.sock``."""
+        if self.unix_socket_path is not None:
+            return f"unix:{self.unix_socket_path}"
+        host = f"[{self.host}]" if ":" in str(self.host) else self.host
+        return f"{'rediss://' if self.ssl else ''}{host}:{self.port}"
+
+    @property
     def address(self) -> str:
         """Where the node is, without credentials: ``127.0.0.1:6380/2`` or ``unix:/x.sock/0``."""
-        if self.unix_socket_path is not None:
-            return f"unix:{self.unix_socket_path}/{self.db}"
-        scheme = "rediss://" if self.ssl else ""
-        return f"{scheme}{self.host}:{self.port}/{self.db}"
+        return f"{self.endpoint}/{self.db}"
 
     @property
     def label(self) -> str:
@@ -97,6 +105,8 @@ class HostInfo:
             value = getattr(self, name)
             if name == "password" and value is not None:
                 value = "***"
+            elif name == "ssl_options" and isinstance(value, dict) and "password" in value:
+                value = {**value, "password": "***"}
             shown.append(f"{name}={value!r}")
         return f"<HostInfo {' '.join(shown)}>"
 
@@ -143,7 +153,7 @@ def redact_url(url: str) -> str:
         scheme, _, location = bare.partition("://")
         auth = f"{user or ''}:***" if password is not None else user
         bare = f"{scheme}://{auth}@{location}"
-    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", bare)
+    return re.sub(r"(?i)([?&](?:ssl_)?password=)[^&#]*", r"\1***", bare)
 
 
 def _int_option(value: str, what: str, url: str) -> int:
@@ -191,14 +201,14 @@ def parse_host_url(url: str) -> dict[str, Any]:
         if not parts.path:
             raise BadHostSetup(f"Host URL {redact_url(url)} names no socket path.")
         cfg["unix_socket_path"] = unquote(parts.path)
-        db = query.pop("db", "0")
+        db = query.pop("db", None)
     else:
         if not parts.hostname:
             raise BadHostSetup(f"Host URL {redact_url(url)} names no host.")
         cfg["host"] = unquote(parts.hostname)
-        cfg["port"] = port if port is not None else 6379
-        path_db = parts.path.lstrip("/")
-        db = query.pop("db", path_db or "0")
+        if port is not None:
+            cfg["port"] = port
+        db = query.pop("db", parts.path.lstrip("/") or None)
         if parts.scheme == "rediss":
             cfg["ssl"] = True
             ssl_options = {
@@ -207,7 +217,8 @@ def parse_host_url(url: str) -> dict[str, Any]:
             }
             if ssl_options:
                 cfg["ssl_options"] = ssl_options
-    cfg["db"] = _int_option(db, "The db", url)
+    if db is not None:  # unset: host_defaults, else 0
+        cfg["db"] = _int_option(db, "The db", url)
     if query:
         names = ", ".join(sorted(query))
         raise BadHostSetup(f"Host URL {redact_url(url)} has unknown options: {names}.")
@@ -241,9 +252,10 @@ def iter_host_configs(hosts: Any) -> Iterator[dict[str, Any]]:
             cfg["host_id"] = host_id
             yield cfg
         return
-    if not isinstance(hosts, Iterable):
+    if not isinstance(hosts, Iterable) or isinstance(hosts, (set, frozenset)):
         raise BadHostSetup(
-            f"Hosts must be a dict, a list or a comma-separated string, not {type(hosts).__name__}."
+            f"Hosts must be a dict, a list or a comma-separated string, not {type(hosts).__name__}"
+            " (host ids follow the order, so it must be a stable one)."
         )
     for position, value in enumerate(hosts):
         if isinstance(value, tuple) and len(value) == 2:  # rb accepted (host_id, config) pairs
@@ -274,13 +286,34 @@ def make_host(host_id: Any = None, **settings: Any) -> HostInfo:
     if host_id is None:
         raise BadHostSetup("A host needs a host_id.")
     if isinstance(host_id, bool) or not isinstance(host_id, int):
-        raise BadHostSetup(f"Host ids must be integers, not {host_id!r}.")
+        raise BadHostSetup(f"Host ids must be integers, not {type(host_id).__name__}.")
     unknown = set(settings) - set(HOST_FIELDS)
     if unknown:
         raise BadHostSetup(f"Host {host_id} has unknown settings: {', '.join(sorted(unknown))}.")
     if settings.get("ssl") and settings.get("unix_socket_path"):
         raise BadHostSetup(f"Host {host_id}: TLS is not supported over unix sockets.")
+    _check_number(host_id, "port", settings.get("port"), 1, 65535)
+    _check_number(host_id, "db", settings.get("db"), 0, None)
+    cert_reqs = (settings.get("ssl_options") or {}).get("cert_reqs")
+    if isinstance(cert_reqs, str) and cert_reqs.lower() not in CERT_REQS:
+        raise BadHostSetup(
+            f"Host {host_id}: ssl cert_reqs must be one of {', '.join(CERT_REQS)}, "
+            f"not {cert_reqs!r}."
+        )
     return HostInfo(host_id=int(host_id), **settings)
+
+
+def _check_number(host_id: int, name: str, value: Any, low: int, high: int | None) -> None:
+    """Ports and dbs may be ints or digit strings (kept as given: rb hashed them as given)."""
+    if value is None:
+        return
+    try:
+        number = int(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < low or (high is not None and number > high):
+        limit = f"from {low} to {high}" if high is not None else f"of {low} or more"
+        raise BadHostSetup(f"Host {host_id}: {name} must be a whole number {limit}, not {value!r}.")
 
 
 def assert_gapless(hosts: Mapping[int, Any]) -> None:

@@ -33,13 +33,6 @@ class HostResult:
         return self.error is None
 
 
-def endpoint(host: HostInfo) -> str:
-    """Where a host is, without db or credentials: ``127.0.0.1:6380``, ``unix:/x.sock``."""
-    if host.unix_socket_path is not None:
-        return f"unix:{host.unix_socket_path}"
-    return f"{'rediss://' if host.ssl else ''}{host.host}:{host.port}"
-
-
 def per_host_round(
     cluster: Any,
     commands: Callable[[Any], dict[str, Any]],

@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_rb import get_cluster
-from django_rb.management import endpoint, per_host_round
+from django_rb.management import per_host_round
 
 
 class Command(BaseCommand):
@@ -58,7 +58,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"Cluster {name!r} has {len(sizes)} hosts:")
         for host_id, result in sizes.items():
-            where = f"  host {host_id}  {endpoint(result.host)}  db {result.host.db}"
+            where = f"  host {host_id}  {result.host.endpoint}  db {result.host.db}"
             if result.ok:
                 self.stdout.write(f"{where}  {result.values['dbsize']} keys")
             else:
@@ -80,7 +80,7 @@ class Command(BaseCommand):
         )
         failed = []
         for host_id, result in flushed.items():
-            where = f"host {host_id}  {endpoint(result.host)}  db {result.host.db}"
+            where = f"host {host_id}  {result.host.endpoint}  db {result.host.db}"
             if result.ok:
                 before = sizes[host_id].values.get("dbsize")
                 had = f" ({before} keys)" if before is not None else ""

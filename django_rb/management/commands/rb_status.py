@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_rb import get_cluster
-from django_rb.management import HostResult, endpoint, per_host_round
+from django_rb.management import HostResult, per_host_round
 
 COLUMNS = ("ID", "ADDRESS", "DB", "STATUS", "RTT MS", "KEYS", "MEMORY", "VERSION", "ERROR")
 
@@ -104,7 +104,7 @@ def status_row(result: HostResult) -> dict[str, Any]:
     info = result.values.get("info") or {}
     return {
         "host_id": host.host_id,
-        "address": endpoint(host),
+        "address": host.endpoint,
         "db": host.db,
         "up": result.ok,
         "rtt_ms": round(result.seconds * 1000, 3) if result.ok and result.seconds else None,
