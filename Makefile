@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 test-main: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 # Second leg: Python 3.12 with the newest Django, when a 3.12 interpreter runs here.
@@ -40,6 +41,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) $(VENV312) .rbbench .django-tests
