@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -197,6 +198,11 @@ class RedisNode:
         if self.process is not None:
             os.kill(self.process.pid, signal.SIGCONT)
 
+    def heal(self) -> RedisNode:
+        """Undo what a test may have done to the node: resume it if paused, start it if stopped."""
+        self.resume()
+        return self.start()
+
 
 class NodeRegistry:
     """Every node the session started, so that all are stopped at the end."""
@@ -239,6 +245,19 @@ def cluster_hosts(nodes: list[RedisNode], db: int = 0) -> dict[int, dict[str, An
 def rb_clusters_setting(nodes: list[RedisNode], db: int = 0, **extra: Any) -> dict[str, Any]:
     """An ``RB_CLUSTERS`` value whose "default" cluster is ``nodes`` (as URLs)."""
     return {"default": {"hosts": [node.url(db) for node in nodes], **extra}}
+
+
+@contextmanager
+def healthy(nodes: list[RedisNode]) -> Iterator[list[RedisNode]]:
+    """For a fixture: the nodes running and empty for the test, healed again after it."""
+    for node in nodes:
+        node.heal()
+    flush_nodes(nodes)
+    try:
+        yield nodes
+    finally:
+        for node in nodes:
+            node.heal()
 
 
 def flush_nodes(nodes: list[RedisNode]) -> None:
@@ -288,21 +307,17 @@ def rb_cluster(rb_nodes: list[RedisNode]) -> Iterator[Any]:
     """A 4-node ``Cluster`` (partition router), every node flushed before the test."""
     from django_rb.cluster import Cluster  # noqa: PLC0415  (keep plugin import cheap)
 
-    for node in rb_nodes:
-        node.start()  # a test may have stopped one
-    flush_nodes(rb_nodes)
-    cluster = Cluster(cluster_hosts(rb_nodes))
-    try:
-        yield cluster
-    finally:
-        cluster.disconnect_pools()
+    with healthy(rb_nodes):  # a test may have stopped or paused one
+        cluster = Cluster(cluster_hosts(rb_nodes))
+        try:
+            yield cluster
+        finally:
+            cluster.disconnect_pools()
 
 
 @pytest.fixture
-def rb_settings(settings: Any, rb_nodes: list[RedisNode]) -> Any:
+def rb_settings(settings: Any, rb_nodes: list[RedisNode]) -> Iterator[Any]:
     """pytest-django ``settings`` with ``RB_CLUSTERS["default"]`` on the shared nodes, flushed."""
-    for node in rb_nodes:
-        node.start()
-    flush_nodes(rb_nodes)
-    settings.RB_CLUSTERS = rb_clusters_setting(rb_nodes)
-    return settings
+    with healthy(rb_nodes):
+        settings.RB_CLUSTERS = rb_clusters_setting(rb_nodes)
+        yield settings

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from django_rb.cache import RBCache
-from django_rb.testing import flush_nodes
+from django_rb.testing import healthy
 
 PASSWORD = "pw-Secret-4711"
 
@@ -25,14 +25,8 @@ def trio(redis_nodes):
 
 @pytest.fixture
 def nodes(trio):
-    for node in trio:
-        node.resume()
-        node.start()
-    flush_nodes(trio)
-    yield trio
-    for node in trio:
-        node.resume()
-        node.start()
+    with healthy(trio):
+        yield trio
 
 
 def make_cache(nodes, **options):

@@ -22,21 +22,15 @@ from django.core.cache.backends.redis import RedisCache
 
 from django_rb.cache import RBCache
 from django_rb.cache.client import UnreadableValue
-from django_rb.testing import flush_nodes, rb_clusters_setting
+from django_rb.testing import flush_nodes, healthy, rb_clusters_setting
 
 PASSWORD = "rev-Pa55word-9931"
 
 
 @pytest.fixture
 def nodes(rb_nodes):
-    for node in rb_nodes:
-        node.resume()
-        node.start()
-    flush_nodes(rb_nodes)
-    yield rb_nodes
-    for node in rb_nodes:
-        node.resume()
-        node.start()
+    with healthy(rb_nodes):
+        yield rb_nodes
 
 
 @pytest.fixture(scope="module")
@@ -609,14 +603,8 @@ def secured(redis_nodes):
 
 @pytest.fixture
 def trio(secured):
-    for node in secured:
-        node.resume()
-        node.start()
-    flush_nodes(secured)
-    yield secured
-    for node in secured:
-        node.resume()
-        node.start()
+    with healthy(secured):
+        yield secured
 
 
 def test_stalled_node_many_calls_return_within_the_timeout_with_live_keys(trio, caplog):

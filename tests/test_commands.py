@@ -17,7 +17,7 @@ import redis
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from django_rb.testing import RedisNode
+from django_rb.testing import RedisNode, healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "cmd-Pa55word"
@@ -76,15 +76,9 @@ def spare_nodes(redis_nodes: Any) -> list[RedisNode]:
 @pytest.fixture
 def spare_settings(settings: Any, spare_nodes: list[RedisNode]) -> Iterator[Any]:
     """RB_CLUSTERS on the spare nodes, all running and empty; restarted after the test."""
-    for node in spare_nodes:
-        node.resume()
-        node.start()
-        raw(node).flushall()
-    settings.RB_CLUSTERS = {"default": {"hosts": [node.url() for node in spare_nodes]}}
-    yield settings
-    for node in spare_nodes:
-        node.resume()
-        node.start()
+    with healthy(spare_nodes):
+        settings.RB_CLUSTERS = {"default": {"hosts": [node.url() for node in spare_nodes]}}
+        yield settings
 
 
 @pytest.fixture(scope="module")

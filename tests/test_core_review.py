@@ -24,7 +24,7 @@ from django_rb.cluster import (
     RoutingClient,
     UnroutableCommand,
 )
-from django_rb.testing import cluster_hosts
+from django_rb.testing import cluster_hosts, healthy
 
 
 def keys_on(cluster, host_id, count, prefix="k"):
@@ -252,11 +252,8 @@ def test_repeated_rounds_do_not_leak_connections(redis_nodes):
 
 @pytest.fixture
 def four_nodes(redis_nodes):
-    nodes = redis_nodes(4, password="s3cr3t-pw")
-    yield nodes
-    for node in nodes:
-        node.resume()
-        node.start()
+    with healthy(redis_nodes(4, password="s3cr3t-pw")) as nodes:
+        yield nodes
 
 
 def test_node_killed_while_a_big_pipeline_is_in_flight(four_nodes):

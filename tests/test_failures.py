@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from django_rb.cluster import Cluster, HostConnectionError, HostTimeoutError
-from django_rb.testing import cluster_hosts
+from django_rb.testing import cluster_hosts, healthy
 
 
 def keys_by_host(cluster, count=200, prefix="k"):
@@ -19,11 +19,8 @@ def keys_by_host(cluster, count=200, prefix="k"):
 
 @pytest.fixture
 def three_nodes(redis_nodes):
-    nodes = redis_nodes(3, password="pa55word")
-    yield nodes
-    for node in nodes:
-        node.resume()
-        node.start()
+    with healthy(redis_nodes(3, password="pa55word")) as nodes:
+        yield nodes
 
 
 def make_cluster(nodes, **pool_options):
