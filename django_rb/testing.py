@@ -237,6 +237,26 @@ class NodeRegistry:
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
+def keys_per_host(
+    cluster: Any,
+    count: int,
+    prefix: str = "key",
+    stored: Callable[[str], Any] = str,
+) -> dict[int, list[str]]:
+    """``count`` keys (``prefix0``, ``prefix1``, ...) for every host, as the cluster's router
+    places them; ``stored`` maps a key to what is routed (a cache's ``make_key``)."""
+    router = cluster.get_router()
+    found: dict[int, list[str]] = {host_id: [] for host_id in cluster.hosts}
+    i = 0
+    while any(len(keys) < count for keys in found.values()):
+        key = f"{prefix}{i}"
+        keys = found[router.get_host_for_key(stored(key))]
+        if len(keys) < count:
+            keys.append(key)
+        i += 1
+    return found
+
+
 def cluster_hosts(nodes: list[RedisNode], db: int = 0) -> dict[int, dict[str, Any]]:
     """rb-style ``{host_id: config}`` for a list of nodes."""
     return {i: node.host_config(db) for i, node in enumerate(nodes)}

@@ -15,7 +15,7 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
 from django_rb.cache import RBCache
-from django_rb.testing import flush_nodes
+from django_rb.testing import healthy
 
 
 def make_cache(nodes, **params):
@@ -45,10 +45,8 @@ def one_delete_command(node) -> bool:
 
 @pytest.fixture
 def nodes(rb_nodes):
-    for node in rb_nodes:
-        node.start()
-    flush_nodes(rb_nodes)
-    return rb_nodes
+    with healthy(rb_nodes):
+        yield rb_nodes
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import redis
 
 from django_rb.cache import RBCache
 from django_rb.cache.client import UnreadableValue
-from django_rb.testing import flush_nodes
+from django_rb.testing import healthy
 
 
 def make_cache(nodes, **options):
@@ -28,10 +28,8 @@ def stored(cache, nodes, key) -> bytes:
 
 @pytest.fixture
 def nodes(rb_nodes):
-    for node in rb_nodes:
-        node.start()
-    flush_nodes(rb_nodes)
-    return rb_nodes
+    with healthy(rb_nodes):
+        yield rb_nodes
 
 
 PLAIN_VALUES = {

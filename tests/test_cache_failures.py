@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from django_rb.cache import RBCache
-from django_rb.testing import healthy
+from django_rb.testing import healthy, keys_per_host
 
 PASSWORD = "pw-Secret-4711"
 
@@ -37,16 +37,7 @@ def make_cache(nodes, **options):
 
 def keys_by_node(cache, count: int = 12) -> dict[int, list[str]]:
     """``count`` user keys for each node, found by asking the cache's router."""
-    router = cache.cluster.get_router()
-    found: dict[int, list[str]] = {host_id: [] for host_id in cache.cluster.hosts}
-    i = 0
-    while any(len(keys) < count for keys in found.values()):
-        key = f"key{i}"
-        host_id = router.get_host_for_key(cache.make_key(key))
-        if len(found[host_id]) < count:
-            found[host_id].append(key)
-        i += 1
-    return found
+    return keys_per_host(cache.cluster, count, stored=cache.make_key)
 
 
 def cache_logs(caplog) -> list[logging.LogRecord]:

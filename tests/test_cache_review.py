@@ -22,7 +22,7 @@ from django.core.cache.backends.redis import RedisCache
 
 from django_rb.cache import RBCache
 from django_rb.cache.client import UnreadableValue
-from django_rb.testing import flush_nodes, healthy, rb_clusters_setting
+from django_rb.testing import flush_nodes, healthy, keys_per_host, rb_clusters_setting
 
 PASSWORD = "rev-Pa55word-9931"
 
@@ -65,16 +65,7 @@ def raw(node, db=0) -> redis.Redis:
 
 
 def keys_by_node(cache, count: int = 3) -> dict[int, list[str]]:
-    router = cache.cluster.get_router()
-    found: dict[int, list[str]] = {host_id: [] for host_id in cache.cluster.hosts}
-    i = 0
-    while any(len(keys) < count for keys in found.values()):
-        key = f"key{i}"
-        host_id = router.get_host_for_key(cache.make_key(key))
-        if len(found[host_id]) < count:
-            found[host_id].append(key)
-        i += 1
-    return found
+    return keys_per_host(cache.cluster, count, stored=cache.make_key)
 
 
 def outcome(call, *args, **kwargs):

@@ -24,19 +24,11 @@ from django_rb.cluster import (
     RoutingClient,
     UnroutableCommand,
 )
-from django_rb.testing import cluster_hosts, healthy
+from django_rb.testing import cluster_hosts, healthy, keys_per_host
 
 
 def keys_on(cluster, host_id, count, prefix="k"):
-    router = cluster.get_router()
-    found = []
-    i = 0
-    while len(found) < count:
-        key = f"{prefix}{i}"
-        if router.get_host_for_key(key) == host_id:
-            found.append(key)
-        i += 1
-    return found
+    return keys_per_host(cluster, count, prefix)[host_id]
 
 
 def pools_idle(cluster):
