@@ -501,8 +501,11 @@ def test_flushall_leaves_another_clusters_db_on_the_same_servers(
 
 
 def test_status_invalid_timeout_and_cluster_arguments(fresh: list[RedisNode]) -> None:
-    with pytest.raises(CommandError, match="invalid float value"):
+    with pytest.raises(CommandError, match="not a number of seconds"):
         call_command("rb_status", "--timeout", "soon", stdout=io.StringIO())
+    for bad in ("0", "-1"):
+        with pytest.raises(CommandError, match="must be more than 0 seconds"):
+            call_command("rb_flushall", "--noinput", "--timeout", bad, stdout=io.StringIO())
     stdout, error = run("rb_status", "--cluster", "default", "--json", "--timeout", "2")
     assert error is None and len(json.loads(stdout)) == 3
 

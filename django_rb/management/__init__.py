@@ -8,13 +8,16 @@ targeted promises; the block's error is caught and each host's promises say how 
 from __future__ import annotations
 
 import time
+from argparse import ArgumentTypeError
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import CommandError, CommandParser
 from redis.exceptions import RedisError
 
+from django_rb import get_cluster
 from django_rb.cluster.errors import HostError
 from django_rb.cluster.hosts import HostInfo
 
@@ -31,6 +34,37 @@ class HostResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def add_cluster_arguments(parser: CommandParser) -> None:
+    """``--cluster NAME`` and ``--timeout SECONDS``, which every django_rb command takes."""
+    parser.add_argument(
+        "--cluster", default="default", help='Name in RB_CLUSTERS (default: "default").'
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=None,
+        help="Seconds to wait for each host (default: the pools' socket timeout).",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not seconds > 0:
+        raise ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return seconds
+
+
+def cluster_for(options: dict[str, Any]) -> Any:
+    """The cluster named by ``--cluster``; a settings problem becomes a CommandError."""
+    try:
+        return get_cluster(options["cluster"])
+    except ImproperlyConfigured as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def per_host_round(

@@ -5,11 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_rb import get_cluster
-from django_rb.management import per_host_round
+from django_rb.management import add_cluster_arguments, cluster_for, per_host_round
 
 
 class Command(BaseCommand):
@@ -22,21 +20,13 @@ class Command(BaseCommand):
     stealth_options = ("stdin",)
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--cluster", default="default", help='Name in RB_CLUSTERS (default: "default").'
-        )
+        add_cluster_arguments(parser)
         parser.add_argument(
             "--noinput",
             "--no-input",
             action="store_false",
             dest="interactive",
             help="Flush without asking (required when stdin is not a terminal).",
-        )
-        parser.add_argument(
-            "--timeout",
-            type=float,
-            default=None,
-            help="Seconds to wait for each host (default: the pools' socket timeout).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -48,10 +38,7 @@ class Command(BaseCommand):
                 "stdin is not a terminal, so nobody can confirm the flush; "
                 "pass --noinput to flush without asking."
             )
-        try:
-            cluster = get_cluster(name)
-        except ImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from exc
+        cluster = cluster_for(options)
 
         sizes = per_host_round(
             cluster, lambda client: {"dbsize": client.dbsize()}, timeout=options["timeout"]

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_rb import get_cluster
-from django_rb.management import HostResult, per_host_round
+from django_rb.management import HostResult, add_cluster_arguments, cluster_for, per_host_round
 
 COLUMNS = ("ID", "ADDRESS", "DB", "STATUS", "RTT MS", "KEYS", "MEMORY", "VERSION", "ERROR")
 
@@ -24,24 +22,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--cluster", default="default", help='Name in RB_CLUSTERS (default: "default").'
-        )
+        add_cluster_arguments(parser)
         parser.add_argument(
             "--json", action="store_true", help="Print a JSON list with one object per host."
         )
-        parser.add_argument(
-            "--timeout",
-            type=float,
-            default=None,
-            help="Seconds to wait for each host (default: the pools' socket timeout).",
-        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            cluster = get_cluster(options["cluster"])
-        except ImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from exc
+        cluster = cluster_for(options)
         results = per_host_round(
             cluster,
             lambda client: {
