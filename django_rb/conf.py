@@ -22,7 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from django_rb.cluster.errors import BadHostSetup
-from django_rb.cluster.hosts import HostInfo, assert_gapless, parse_hosts
+from django_rb.cluster.hosts import HostInfo, assert_gapless, parse_hosts, split_host_urls
 
 if TYPE_CHECKING:
     from django_rb.cluster import Cluster
@@ -296,6 +296,15 @@ def _dict_option(
     return {}
 
 
+def resolve_router(value: Any, where: str = "ROUTER") -> type:
+    """A router class from a short name, a dotted path or a class; the default when None."""
+    problems: list[Problem] = []
+    router_cls = _router_class(value or DEFAULT_ROUTER, where, problems)
+    if router_cls is None:
+        raise ImproperlyConfigured(_explain(problems[0]))
+    return router_cls
+
+
 def _router_class(value: Any, where: str, problems: list[Problem]) -> type | None:
     from django_rb.cluster import BaseRouter  # noqa: PLC0415
 
@@ -364,7 +373,7 @@ def _hosts(
         problems.append(
             Problem(
                 "E005",
-                f"The hosts do not parse: {safe_error(exc, hosts)}",
+                f"The hosts do not parse: {exc}",
                 "Hosts are a list of redis://, rediss:// or unix:// URLs, one comma-separated "
                 "string of them, or rb-style {host_id: {...}} dicts; percent-encode '/', '?', '#' "
                 f"and '@' in passwords ({example}).",
@@ -406,39 +415,6 @@ def _hosts(
     return parsed
 
 
-def safe_error(exc: BaseException, hosts: Any) -> str:
-    """An error text that is safe to show: never echoes a host string holding credentials.
-
-    ``redact_url`` can only hide a password it can find. When a password holds an unencoded
-    '/', '?' or '#', the URL does not split where credentials are expected, so the raw string
-    (password included) would be echoed; such a message is replaced as a whole.
-    """
-    text = str(exc)
-    for raw in _host_strings(hosts):
-        if "@" in raw and raw in text:
-            return (
-                "a host URL with credentials does not parse (not shown, as it would reveal "
-                "the password)."
-            )
-    return text
-
-
-def _host_strings(hosts: Any) -> list[str]:
-    if isinstance(hosts, str):
-        return [hosts, *(part.strip() for part in hosts.split(","))]
-    values = hosts.values() if isinstance(hosts, Mapping) else hosts
-    found = []
-    try:
-        for value in values:
-            if isinstance(value, tuple) and len(value) == 2:
-                value = value[1]
-            if isinstance(value, str):
-                found.append(value)
-    except TypeError:
-        pass
-    return found
-
-
 def _explain(problem: Problem) -> str:
     return f"{problem.obj}: {problem.message} {problem.hint} (django_rb.{problem.code})"
 
@@ -455,9 +431,12 @@ def parse_cache_location(location: Any) -> CacheLocation:
     it is of another type.
     """
     if isinstance(location, str):
-        parts = [part.strip() for part in re.split("[;,]", location) if part.strip()]
+        parts = split_host_urls(location)
     elif isinstance(location, list | tuple):
-        parts = [str(part).strip() for part in location if str(part).strip()]
+        strange = [type(part).__name__ for part in location if not isinstance(part, str)]
+        if strange:  # never str() them: a dict of host settings may hold a password
+            raise BadHostSetup(f"LOCATION items must be strings (host URLs), not {strange[0]}.")
+        parts = [part.strip() for part in location if part.strip()]
     elif location is None:
         parts = []
     else:
@@ -471,6 +450,11 @@ def parse_cache_location(location: Any) -> CacheLocation:
     if len(parts) > 1:
         raise BadHostSetup(
             f"LOCATION names {len(parts)} clusters; it is either one cluster name or host URLs."
+        )
+    if not re.fullmatch(r"[\w.-]+", parts[0]):  # not echoed: it may be a mistyped URL
+        raise BadHostSetup(
+            "LOCATION is neither host URLs (redis://, rediss://, unix://) nor a cluster name "
+            "(letters, digits, '_', '.', '-')."
         )
     return CacheLocation(cluster_name=parts[0])
 
@@ -514,7 +498,7 @@ def cache_problems() -> list[Problem]:
             try:
                 parse_hosts(location.hosts)
             except BadHostSetup as exc:
-                message = f"LOCATION hosts do not parse: {safe_error(exc, location.hosts)}"
+                message = f"LOCATION hosts do not parse: {exc}"
                 problems.append(Problem("E015", message, hint, where))
                 continue
         if location.cluster_name is not None and location.cluster_name not in names:
@@ -548,6 +532,5 @@ __all__ = [
     "get_cluster_config",
     "parse_cache_location",
     "read_cluster",
-    "safe_error",
     "settings_problems",
 ]

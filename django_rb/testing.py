@@ -89,7 +89,7 @@ class RedisNode:
 
     binary: str
     workdir: str
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     unix_socket: bool = False
     port: int = 0
     process: subprocess.Popen | None = field(default=None, repr=False)
@@ -155,7 +155,7 @@ class RedisNode:
         deadline = time.monotonic() + timeout
         hello = b"PING\r\n"
         if self.password is not None:
-            hello = f"AUTH {self.password}\r\nPING\r\n".encode()
+            hello = _resp(b"AUTH", self.password.encode()) + hello
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 return False
@@ -282,15 +282,19 @@ def healthy(nodes: list[RedisNode]) -> Iterator[list[RedisNode]]:
             node.heal()
 
 
+def _resp(*words: bytes) -> bytes:
+    """A command as a RESP array, so any password (spaces included) goes through intact."""
+    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+
+
 def flush_nodes(nodes: list[RedisNode]) -> None:
     """FLUSHALL every node over a plain socket (no django_rb code involved)."""
     for node in nodes:
         with socket.create_connection(("127.0.0.1", node.port), timeout=5) as sock:
-            payload = b"FLUSHALL\r\n"
+            payload, expected = b"FLUSHALL\r\n", 1  # one reply line per command
             if node.password is not None:
-                payload = f"AUTH {node.password}\r\n".encode() + payload
+                payload, expected = _resp(b"AUTH", node.password.encode()) + payload, 2
             sock.sendall(payload)
-            expected = payload.count(b"\r\n")
             data = b""
             while data.count(b"\r\n") < expected:
                 chunk = sock.recv(1024)

@@ -760,3 +760,12 @@ def test_public_signatures_match_rb(method):
     theirs = RB_SIGNATURES[method]
     assert ours[: len(theirs)] == theirs
     assert all(extra[2] != repr(inspect.Parameter.empty) for extra in ours[len(theirs) :])
+
+
+def test_a_configuration_error_is_not_mistaken_for_a_dead_node(rb_nodes):
+    cluster = Cluster(cluster_hosts(rb_nodes), pool_options={"max_conections": 5})
+    with pytest.raises(TypeError, match="max_conections") as info:
+        with cluster.map() as client:
+            promise = client.get("k")
+    assert not isinstance(info.value, HostConnectionError)
+    assert promise.is_rejected and promise.reason is info.value

@@ -614,3 +614,22 @@ def test_redis_server_env_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("RB_REDIS_SERVER", str(tmp_path))
     with pytest.raises(RedisServerNotFound):  # observed: returns the directory; Popen then
         find_redis_server()  # raises PermissionError
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        [{"host": "h", "password": "s3cret-loc"}],  # settings instead of a URL
+        "redis:/:s3cret-loc@host/0",  # a mistyped scheme: not a URL, not a name
+        "redis://:s3cret-loc@host:port/0",  # a URL that does not parse
+    ],
+)
+def test_cache_location_mistakes_never_show_the_password(settings: Any, location: Any) -> None:
+    from django_rb.cache import RBCache
+
+    settings.CACHES = {"default": {"BACKEND": "django_rb.cache.RBCache", "LOCATION": location}}
+    assert "s3cret-loc" not in problems_text()
+    assert [m.id for m in django_rb_errors()] == ["django_rb.E015"]
+    with pytest.raises(Exception) as info:
+        RBCache(location, {}).get("k")
+    assert "s3cret-loc" not in str(info.value)

@@ -83,15 +83,30 @@ def test_password_never_shown():
     assert "hunter2" not in str(info.value)
 
 
-@pytest.mark.parametrize("password", ["pa/ss", "p?ss", "p#ss", "p@ss", "p:ss"])
-def test_passwords_with_url_delimiters_parse_and_never_leak(password):
+@pytest.mark.parametrize("password", ["p@ss", "p:ss", "p%2Fss"])
+def test_passwords_with_at_colon_or_encoded_delimiters_parse(password):
     cfg = parse_host_url(f"redis://u:{password}@127.0.0.1:6379/1")
-    assert (cfg["username"], cfg["password"], cfg["port"], cfg["db"]) == ("u", password, 6379, 1)
-    with pytest.raises(BadHostSetup) as info:
-        parse_host_url(f"redis://u:{password}@127.0.0.1:nope/1")
-    assert password not in str(info.value)
+    expected = password.replace("%2F", "/")
+    assert (cfg["username"], cfg["password"], cfg["port"], cfg["db"]) == ("u", expected, 6379, 1)
     assert password not in redact_url(f"redis://u:{password}@h:1/0")
+
+
+@pytest.mark.parametrize("password", ["pa/ss", "p?ss", "p#ss"])
+def test_unencoded_url_delimiters_in_a_password_fail_without_leaking(password):
+    # like redis-py's from_url: such characters must be percent-encoded; guessing where the
+    # credentials end could silently pick the wrong host
+    with pytest.raises(BadHostSetup, match="percent-encode") as info:
+        parse_host_url(f"redis://u:{password}@127.0.0.1:6379/1")
+    assert password not in str(info.value) and f":{password[:2]}" not in str(info.value)
+    assert password not in redact_url(f"redis://u:{password}@h:1/0")
+
+
+def test_an_at_sign_after_the_host_is_not_taken_for_credentials():
+    cfg = parse_host_url("rediss://cache:6380/0?ssl_ca_path=/etc/a@b&password=x@y")
+    assert (cfg["host"], cfg["port"], cfg["password"]) == ("cache", 6380, "x@y")
+    assert cfg["ssl_options"] == {"ca_path": "/etc/a@b"}
     assert "secret" not in redact_url("redis://h:1/0?password=secret&db=1")
+    assert "s3cret" not in redact_url("redis:/:s3cret@host/0")  # not even a URL
 
 
 def test_host_defaults_fill_what_a_url_leaves_out():

@@ -17,6 +17,7 @@ and leaves values and I/O to ``RBCacheClient``. The README lists every option.
 
 from __future__ import annotations
 
+import atexit
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -35,7 +36,8 @@ from django.utils.functional import cached_property
 from django.utils.module_loading import import_string
 
 from ..cluster.errors import BadHostSetup
-from ..conf import parse_cache_location
+from ..cluster.hosts import HOST_FIELDS
+from ..conf import parse_cache_location, resolve_router
 from .client import RBCacheClient
 from .compressors import get_compressor
 from .serializers import get_serializer
@@ -73,13 +75,7 @@ CLUSTER_OPTIONS = {
 }
 
 #: Per-node settings: they belong in each LOCATION URL, not in pool options.
-HOST_SETTINGS = {"host", "port", "db", "username", "password", "unix_socket_path"}
-
-#: Short names for ROUTER; anything else is a dotted path or a class.
-ROUTERS = {
-    "partition": "django_rb.cluster.PartitionRouter",
-    "consistent_hashing": "django_rb.cluster.ConsistentHashingRouter",
-}
+HOST_SETTINGS = set(HOST_FIELDS)
 
 DEFAULT_COMPRESS_MIN_LENGTH = 1024
 DEFAULT_SCAN_COUNT = 1000
@@ -94,6 +90,14 @@ _MEMCACHE_BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
 # connections by the number of threads).
 _own_clusters: dict[str, Any] = {}
 _own_clusters_lock = threading.Lock()
+
+
+@atexit.register
+def _close_own_clusters() -> None:
+    """Like get_cluster()'s clusters, the caches' own ones close their pools at exit."""
+    with _own_clusters_lock:
+        for cluster in _own_clusters.values():
+            cluster.disconnect_pools()
 
 
 def glob_escape(text: str) -> str:
@@ -205,9 +209,7 @@ class RBCache(BaseCache):
         """The cluster of the LOCATION URLs, shared with every instance of the same cache."""
         from django_rb.cluster import Cluster
 
-        router = self._options.get("ROUTER")
-        if isinstance(router, str):
-            router = import_string(ROUTERS.get(router, router))
+        router = resolve_router(self._options.get("ROUTER"), "RBCache OPTIONS ROUTER")
         host_defaults = {}
         if self._options.get("PASSWORD") is not None:
             host_defaults["password"] = self._options["PASSWORD"]

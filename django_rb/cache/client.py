@@ -46,7 +46,7 @@ INCR_IF_EXISTS = Script(
     b"return false",
 )
 
-_last_logged: dict[tuple[int, Any], float] = {}
+_last_logged: dict[Any, float] = {}
 _log_lock = threading.Lock()
 
 
@@ -133,7 +133,9 @@ class RBCacheClient:
             return
         if host_id is None:
             host_id = getattr(error, "host_id", None)
-        key = (id(self.cluster), host_id)
+        host = self.cluster.hosts.get(host_id) if host_id is not None else None
+        key = host.address if host is not None else host_id  # one entry per server, not per
+        # cluster object: clusters are rebuilt when settings change
         now = time.monotonic()
         with _log_lock:
             last = _last_logged.get(key)

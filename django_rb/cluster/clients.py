@@ -4,7 +4,6 @@ broadcast (FanoutClient) or pinned to one host (LocalClient). rb's names and sem
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -346,20 +345,17 @@ class MapManager:
 
     def __init__(self, client: MappingClient, timeout: float | None = None) -> None:
         self.client = client
-        self.timeout = timeout
-        if timeout is not None:  # early rounds (max_concurrency) are bounded too
+        if timeout is not None:  # bounds each round, early ones (max_concurrency) included
             client.timeout = timeout
-        self.entered: float | None = None
 
     def __enter__(self) -> Any:
-        self.entered = time.monotonic()
         return self.client
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
             self.client.cancel()
             return
-        self.client.join(timeout=self.timeout)
+        self.client.join()
 
 
 class RoutingClient(_ClusterClient, Redis):

@@ -218,7 +218,7 @@ class Cluster:
         with self.fanout(*args, **kwargs) as client:
             for key, commands in mapping.items():
                 targeted = client.target_key(key)
-                host_id = targeted._targets()[0]
+                host_id = self.get_router().get_host_for_key(key)
                 results[key] = promises = []
                 for command in commands:
                     if not _is_script(command[0]):

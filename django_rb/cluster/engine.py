@@ -6,6 +6,8 @@ command buffers; connections come from (and always go back to) redis-py pools.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import selectors
 import socket
 import ssl
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .buffer import CommandBuffer
@@ -48,10 +51,15 @@ class _Link:
 
 def checkout(pool: Any) -> Any:
     """A connected connection from a redis-py pool (stale ones are replaced by the pool)."""
-    try:
-        return pool.get_connection()
-    except TypeError:  # redis-py 5 wants a command name
+    if _wants_command_name(type(pool)):  # redis-py 5 and pools written for it
         return pool.get_connection("MAP")
+    return pool.get_connection()
+
+
+@functools.cache
+def _wants_command_name(pool_cls: type) -> bool:
+    parameter = inspect.signature(pool_cls.get_connection).parameters.get("command_name")
+    return parameter is not None and parameter.default is inspect.Parameter.empty
 
 
 class RoundErrors:
@@ -154,8 +162,11 @@ def _open(buffer: CommandBuffer, host: HostInfo, get_pool: Callable[[int], Any],
     except (RedisConnectionError, OSError) as exc:
         _settle_failure(buffer, HostConnectionError(_reason(exc), host), errors)
         return None
-    except Exception as exc:  # the login itself was refused: a bad db, NOPERM on SELECT, ...
+    except RedisError as exc:  # the login itself was refused: a bad db, NOPERM on SELECT, ...
         _settle_failure(buffer, HostConnectionError(f"login failed: {_reason(exc)}", host), errors)
+        return None
+    except Exception as exc:  # not the node's fault (e.g. pool_options redis-py does not take)
+        _settle_failure(buffer, exc, errors)
         return None
     try:
         link = _Link(buffer, host, pool, conn)

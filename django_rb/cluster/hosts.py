@@ -133,27 +133,23 @@ def rb_host_description(host: HostInfo) -> str:
     return f"<HostInfo {shown}>"
 
 
-def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """``(url without credentials, username, password)``, taking everything before the last
-    ``@`` of the authority as credentials, so a password may hold ``/``, ``?`` or ``#``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url, None, None
-    credentials, _, location = rest.rpartition("@")
-    user, colon, password = credentials.partition(":")
-    return f"{scheme}://{location}", user or None, password if colon else None
-
-
 def redact_url(url: str) -> str:
-    """A host URL with its password replaced, safe for messages and logs."""
+    """A host URL with its password replaced, safe for messages and logs.
+
+    Conservative on purpose: everything up to the *last* ``@`` counts as credentials, so even
+    a URL that does not parse (an unencoded ``/`` or ``?`` in a password) cannot leak one.
+    """
     if not isinstance(url, str):
         return f"<{type(url).__name__}>"
-    bare, user, password = _split_credentials(url)
-    if password is not None or user is not None:
-        scheme, _, location = bare.partition("://")
-        auth = f"{user or ''}:***" if password is not None else user
-        bare = f"{scheme}://{auth}@{location}"
-    return re.sub(r"(?i)([?&](?:ssl_)?password=)[^&#]*", r"\1***", bare)
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    if "@" in rest:
+        credentials, _, location = rest.rpartition("@")
+        user, colon, _secret = credentials.partition(":")
+        shown = f"{user}:***" if colon and not set("/?#") & set(user) else "***"
+        rest = f"{shown}@{location}"
+    return re.sub(r"(?i)([?&](?:ssl_)?password=)[^&#]*", r"\1***", f"{scheme}{sep}{rest}")
 
 
 def _int_option(value: str, what: str, url: str) -> int:
@@ -176,22 +172,24 @@ def parse_host_url(url: str) -> dict[str, Any]:
     """Turn ``redis://``, ``rediss://`` or ``unix://`` into host settings (``BadHostSetup`` if bad)."""
     if not isinstance(url, str):
         raise BadHostSetup(f"A host URL must be a string, not {type(url).__name__}.")
-    bare, username, password = _split_credentials(url.strip())
     try:
-        parts = urlsplit(bare)  # no credentials left: its errors cannot quote a password
+        parts = urlsplit(url.strip())
         port = parts.port
-    except ValueError as exc:
-        raise BadHostSetup(f"Host URL {redact_url(url)} does not parse: {exc}") from None
+    except ValueError:  # its text may quote part of a password: say it in our own words
+        raise BadHostSetup(
+            f"Host URL {redact_url(url)} does not parse: the port is not a number (or a "
+            "password holds an unencoded '/', '?' or '#': percent-encode them, as %2F %3F %23)."
+        ) from None
     if parts.scheme not in URL_SCHEMES:
         raise BadHostSetup(
             f"Host URL {redact_url(url)} must start with redis://, rediss:// or unix://."
         )
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     cfg: dict[str, Any] = {}
-    if username:
-        cfg["username"] = unquote(username)
-    if password is not None:
-        cfg["password"] = unquote(password)
+    if parts.username:
+        cfg["username"] = unquote(parts.username)
+    if parts.password is not None:
+        cfg["password"] = unquote(parts.password)
     if "password" in query:
         cfg["password"] = query.pop("password")
     if "username" in query:
@@ -237,6 +235,11 @@ def _host_config(value: Any, where: str) -> dict[str, Any]:
     raise BadHostSetup(f"{where} must be a dict of settings or a URL, not {type(value).__name__}.")
 
 
+def split_host_urls(text: str) -> list[str]:
+    """One string of URLs separated by "," or ";" (Django's RedisCache takes either)."""
+    return [part.strip() for part in re.split("[,;]", text) if part.strip()]
+
+
 def iter_host_configs(hosts: Any) -> Iterator[dict[str, Any]]:
     """Yield one settings dict (with ``host_id``) per host, from any accepted form.
 
@@ -244,7 +247,7 @@ def iter_host_configs(hosts: Any) -> Iterator[dict[str, Any]]:
     position) or URLs (numbered by position), or one comma-separated string of URLs.
     """
     if isinstance(hosts, str):
-        hosts = [part.strip() for part in hosts.split(",") if part.strip()]
+        hosts = split_host_urls(hosts)
     if isinstance(hosts, Mapping):
         items: Iterable[tuple[Any, Any]] = hosts.items()
         for host_id, value in items:

@@ -36,10 +36,7 @@ class BaseRouter:
         if len(keys) == 1:
             return keys[0]
         if not keys:
-            raise UnroutableCommand(
-                f"{command!r} has no key, so no host can be chosen for it. Send it to every "
-                "host with cluster.all() / cluster.fanout(), or to one with a local client."
-            )
+            raise _no_key(command)
         raise UnroutableCommand(
             f"{command!r} names {len(keys)} keys; a routing client sends a command to one host. "
             "Split it per key inside cluster.map(), or use a local client."
@@ -49,10 +46,7 @@ class BaseRouter:
         """The host a command must go to; all its keys must live there."""
         keys = command_keys((command, *args))
         if not keys:
-            raise UnroutableCommand(
-                f"{command!r} has no key, so no host can be chosen for it. Send it to every "
-                "host with cluster.all() / cluster.fanout(), or to one with a local client."
-            )
+            raise _no_key(command)
         host_id = self.get_host_for_key(keys[0])
         for key in keys[1:]:
             other = self.get_host_for_key(key)
@@ -74,31 +68,35 @@ class BaseRouter:
     get_host_for_encoded_key: Any = None
 
 
+def _no_key(command: str) -> UnroutableCommand:
+    return UnroutableCommand(
+        f"{command!r} has no key, so no host can be chosen for it. Send it to every "
+        "host with cluster.all() / cluster.fanout(), or to one with a local client."
+    )
+
+
 class PartitionRouter(BaseRouter):
     """rb's default: the key's signed (Python 2 style) crc32, modulo the host count."""
 
     def __init__(self, cluster: Cluster) -> None:
         super().__init__(cluster)
         assert_gapless(cluster.hosts)
-        self._count = count = len(cluster.hosts)
+        count = len(cluster.hosts)
 
         def host_for_bytes(data: bytes) -> int:
+            # crc32 signed as Python 2 returned it (rb kept that, so placements never moved),
+            # then Python's modulo; one closure, called per key on map()'s hot path
             value = crc32(data)
             return (value - ((value & 0x80000000) << 1)) % count
+
+        self._host_for_bytes = host_for_bytes
 
         if type(self).get_host_for_key is PartitionRouter.get_host_for_key:  # not overridden
             self.get_host_for_encoded_key = host_for_bytes
 
     def get_host_for_key(self, key: Any) -> int:
         """crc32 placement, identical to rb's for str, bytes and int keys."""
-        if type(key) is bytes:
-            value = crc32(key)
-        else:
-            value = crc32(key_bytes(key))
-        # rb signed the unsigned crc32 to match Python 2, then took Python's modulo
-        if value & 0x80000000:
-            value -= 0x100000000
-        return value % self._count
+        return self._host_for_bytes(key if type(key) is bytes else key_bytes(key))
 
 
 class ConsistentHashingRouter(BaseRouter):
