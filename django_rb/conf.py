@@ -247,7 +247,7 @@ def _try_build(config: ClusterConfig, where: str, problems: list[Problem]) -> No
     try:
         try:
             cluster.get_router()
-        except TypeError as exc:
+        except Exception as exc:  # a router that refuses its options, whatever it raises
             problems.append(
                 Problem(
                     "E011",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .hosts import HostInfo
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -17,11 +20,12 @@ class BadHostSetup(Exception):
 
 
 class HostError(Exception):
-    """Mixin for errors that happened on one host; carries the host id, never its password."""
+    """An error that happened on one host: carries its ``host_id`` and names it by address,
+    never with its password. Catch this to handle any one host's failure."""
 
     host_id: Any = None
 
-    def __init__(self, message: str, host: Any = None) -> None:
+    def __init__(self, message: str, host: HostInfo | int | None = None) -> None:
         self.host_id = getattr(host, "host_id", host)
         label = getattr(host, "label", None) or (f"host {host}" if host is not None else "")
         super().__init__(f"{label}: {message}" if label else message)
