@@ -42,28 +42,6 @@ from .client import RBCacheClient
 from .compressors import get_compressor
 from .serializers import get_serializer
 
-#: Options of this backend. django-redis's spellings are accepted too (see ``_ALIASES``).
-KNOWN_OPTIONS = {
-    "SERIALIZER",
-    "COMPRESSOR",
-    "COMPRESS_MIN_LENGTH",
-    "COMPRESS_LEVEL",
-    "PICKLE_VERSION",
-    "IGNORE_EXCEPTIONS",
-    "LOG_IGNORED_EXCEPTIONS",
-    "POOL_OPTIONS",
-    "CONNECTION_POOL_KWARGS",
-    "SOCKET_TIMEOUT",
-    "SOCKET_CONNECT_TIMEOUT",
-    "PASSWORD",
-    "ROUTER",
-    "REVERSE_KEY_FUNCTION",
-    "SCAN_COUNT",
-    # read by Django's BaseCache; meaningless for Redis (no culling), accepted like RedisCache
-    "MAX_ENTRIES",
-    "CULL_FREQUENCY",
-}
-
 #: Options that only make sense for a cache that owns its cluster (URLs in LOCATION).
 CLUSTER_OPTIONS = {
     "POOL_OPTIONS",
@@ -72,6 +50,22 @@ CLUSTER_OPTIONS = {
     "SOCKET_CONNECT_TIMEOUT",
     "PASSWORD",
     "ROUTER",
+}
+
+#: Options of this backend. django-redis's spellings are accepted too (see ``_ALIASES``).
+KNOWN_OPTIONS = CLUSTER_OPTIONS | {
+    "SERIALIZER",
+    "COMPRESSOR",
+    "COMPRESS_MIN_LENGTH",
+    "COMPRESS_LEVEL",
+    "PICKLE_VERSION",
+    "IGNORE_EXCEPTIONS",
+    "LOG_IGNORED_EXCEPTIONS",
+    "REVERSE_KEY_FUNCTION",
+    "SCAN_COUNT",
+    # read by Django's BaseCache; meaningless for Redis (no culling), accepted like RedisCache
+    "MAX_ENTRIES",
+    "CULL_FREQUENCY",
 }
 
 #: Per-node settings: they belong in each LOCATION URL, not in pool options.
