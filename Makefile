@@ -5,18 +5,20 @@ VENV312 ?= .venv312
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-main test-312 demo bench lint clean
+.PHONY: test test-main test-312 demo bench lint docs clean
 
 test: test-main test-312
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,hiredis,msgpack,zstd]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,docs,hiredis,msgpack,zstd]'
 	touch $(STAMP)
 
 test-main: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(MAKE) docs
 	$(PY) -m pytest -q
 
 # Second leg: Python 3.12 with the newest Django, when a 3.12 interpreter runs here.
@@ -39,9 +41,13 @@ bench: $(STAMP)
 	$(PY) bench/bench_map.py
 	$(PY) bench/bench_cache.py
 
+# The docs, with every warning (a broken link or reference) an error.
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(VENV312) .rbbench .django-tests
+	rm -rf $(VENV) $(VENV312) .rbbench .django-tests docs/_build

@@ -1,6 +1,6 @@
 """Benchmark: get_many / set_many through Django cache backends, RBCache against the usual ones.
 
-Run from the repository root with the project's venv (see the README)::
+Run from the repository root with the project's venv (see docs/benchmarks.md)::
 
     .venv/bin/python bench/bench_cache.py            # the full table
     .venv/bin/python bench/bench_cache.py --quick    # a fast smoke run

@@ -1,6 +1,6 @@
 """Benchmark: fetch N keys spread over K Redis nodes, django_rb map() against the alternatives.
 
-Run from the repository root with the project's venv (see the README)::
+Run from the repository root with the project's venv (see docs/benchmarks.md)::
 
     .venv/bin/python bench/bench_map.py             # plain tables, then --delay-us 250 tables
     .venv/bin/python bench/bench_map.py --quick     # a fast smoke run

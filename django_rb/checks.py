@@ -5,7 +5,7 @@ The checks only translate ``django_rb.conf`` problems into Django messages, so a
 a tsdb) add theirs the same way: read and validate their settings in a ``conf`` function that
 returns ``Problem``s, wrap it with ``problems_check(...)``, and call ``register_checks`` with
 the result from their AppConfig's ``ready()``. Each part keeps its own id range
-(documented in the README) so ids stay unique.
+(documented in docs/django.md) so ids stay unique.
 """
 
 from __future__ import annotations

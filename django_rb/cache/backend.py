@@ -12,7 +12,7 @@ Settings::
     }
 
 This layer does what Django's backends do (keys, versions, validation, timeout conventions)
-and leaves values and I/O to ``RBCacheClient``. The README lists every option.
+and leaves values and I/O to ``RBCacheClient``. docs/cache.md lists every option.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class RBCache(BaseCache):
         if unknown:
             raise ImproperlyConfigured(
                 f"RBCache does not know the OPTIONS {', '.join(unknown)} "
-                "(the README lists the ones it has)."
+                "(docs/cache.md lists the ones it has)."
             )
         self._pool_options = self._collect_pool_options(options)
         if self._cluster_name is not None:
