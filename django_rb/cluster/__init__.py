@@ -11,11 +11,14 @@ from .errors import (
 )
 from .hosts import HostInfo
 from .promise import Promise
+from .redirects import ClusterRedirectError
+from .rediscluster import RedisCluster, SlotRouter
 from .router import BaseRouter, ConsistentHashingRouter, PartitionRouter
 
 __all__ = [
     "BadHostSetup",
     "BaseRouter",
+    "ClusterRedirectError",
     "Cluster",
     "ConsistentHashingRouter",
     "FanoutClient",
@@ -27,6 +30,8 @@ __all__ = [
     "MappingClient",
     "PartitionRouter",
     "Promise",
+    "RedisCluster",
     "RoutingClient",
+    "SlotRouter",
     "UnroutableCommand",
 ]
