@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 
 from .keys import resolve_key
-from .rates import RateSpec, check_cost, validate_spec
+from .limiter import as_limit
+from .rates import Rate, RateSpec, check_cost, validate_spec
 from .verdicts import ALL, Spec, decide, respond
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -60,6 +61,8 @@ def _pending(
     cost: int,
 ) -> _Pending:  # fmt: skip
     validate_spec(rate, burst)
+    if isinstance(rate, str | Rate):  # a fixed rate: check the cost against it now too
+        as_limit("check", rate, burst, cost)
     key_function, key_label = resolve_key(key)
     spec_args = {
         "key": key_function,
