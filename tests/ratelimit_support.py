@@ -6,15 +6,18 @@ from typing import Any
 
 import redis
 
+from django_rb.ratelimit.limiter import BUCKET_LUA
 from django_rb.testing import RedisNode
 
 
 def script_calls(nodes: list[RedisNode]) -> list[int]:
-    """EVAL + EVALSHA calls each node has served so far (from INFO commandstats)."""
+    """EVAL + EVALSHA calls each node has served so far (from INFO commandstats). Loads the
+    bucket script first, so a node's first call is not an EVALSHA answered NOSCRIPT + EVAL."""
     counts = []
     for node in nodes:
         client = redis.Redis(port=node.port, socket_timeout=5)
         try:
+            client.script_load(BUCKET_LUA)
             stats = client.info("commandstats")
         finally:
             client.close()
