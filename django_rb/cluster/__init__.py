@@ -3,23 +3,32 @@
 from .clients import FanoutClient, LocalClient, MappingClient, RoutingClient
 from .cluster import Cluster
 from .errors import (
+    BadHostId,
     BadHostSetup,
+    DuplicateHostId,
     HostConnectionError,
     HostError,
     HostTimeoutError,
+    MissingHostId,
+    NoTargetHosts,
     UnroutableCommand,
+    UnsupportedHostSetting,
 )
 from .hosts import HostInfo
 from .promise import Promise
 from .redirects import ClusterRedirectError
 from .rediscluster import RedisCluster, SlotRouter
 from .router import BaseRouter, ConsistentHashingRouter, PartitionRouter
+from .scripts import ClusterScript
 
 __all__ = [
+    "BadHostId",
     "BadHostSetup",
     "BaseRouter",
     "ClusterRedirectError",
     "Cluster",
+    "ClusterScript",
+    "DuplicateHostId",
     "ConsistentHashingRouter",
     "FanoutClient",
     "HostConnectionError",
@@ -28,10 +37,13 @@ __all__ = [
     "HostTimeoutError",
     "LocalClient",
     "MappingClient",
+    "MissingHostId",
+    "NoTargetHosts",
     "PartitionRouter",
     "Promise",
     "RedisCluster",
     "RoutingClient",
     "SlotRouter",
     "UnroutableCommand",
+    "UnsupportedHostSetting",
 ]
