@@ -178,3 +178,17 @@ def test_bad_setups_are_refused_with_a_clear_error(redis_nodes, shared_redis_clu
         cluster.get_routing_client().get("x")
     with pytest.raises(BadHostSetup, match="CLUSTER MEET"):
         cluster.add_host(host="127.0.0.1", port=1)
+
+
+def test_registered_scripts_run_on_the_slot_master(redis_cluster, shared_redis_cluster):
+    body = "return redis.call('INCRBY', KEYS[1], ARGV[1]) + redis.call('INCRBY', KEYS[2], 0)"
+    for node in shared_redis_cluster.masters:
+        shared_redis_cluster.client(node).script_flush()
+    with redis_cluster.map() as client:
+        script = client.register_script(body)
+        first = script(keys=["{s}:a", "{s}:b"], args=[5])
+        others = [script(keys=[f"{{s{i}}}:a", f"{{s{i}}}:b"], args=[i]) for i in range(20)]
+    assert first.value == 5
+    assert [p.value for p in others] == list(range(20))
+    routed = redis_cluster.get_routing_client().register_script(body)
+    assert routed(keys=["{s}:a", "{s}:b"], args=[2]) == 7

@@ -206,6 +206,13 @@ class SlotRoutingClient(RoutingClient):
         client.join()
         return promise.value
 
+    def run_script(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
+        """Run a registered script on the master of its keys' slot (loaded there if needed)."""
+        client = SlotMappingClient(self._cluster, None, False)
+        promise = client.run_script(script, keys, args)
+        client.join()
+        return promise.value
+
     def lock(self, name: Any, *args: Any, **kwargs: Any) -> Any:
         """A redis-py Lock on the master that holds ``name`` (not moved along by a reshard)."""
         return self._cluster.get_local_client_for_key(name).lock(name, *args, **kwargs)
