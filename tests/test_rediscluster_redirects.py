@@ -30,6 +30,18 @@ def other_master(setup, node):
     return next(m for m in setup.masters if m is not node)
 
 
+def migrate_part(setup, tag, count, moved):
+    """``count`` keys of ``tag``'s slot written, the slot put in migration to another master
+    and the first ``moved`` keys moved there; returns keys, slot, source and target."""
+    keys = keys_in_slot(tag, count)
+    slot = key_slot(tag.encode())
+    setup.client(setup.node_of_slot(slot)).mset({key: key for key in keys})
+    target = other_master(setup, setup.node_of_slot(slot))
+    source = setup.start_migration(slot, target)
+    setup.move_keys(source, target, keys[:moved])
+    return keys, slot, source, target
+
+
 def shards_calls(setup):
     total = 0
     for node in setup.masters:
@@ -68,12 +80,8 @@ def test_moved_slot_is_followed_in_the_same_block_and_the_map_read_once(cluster,
 
 
 def test_folded_gets_of_a_moved_slot_are_followed(cluster, reshaped):
-    keys = keys_in_slot("folded", 20)
-    slot = key_slot(b"folded")
-    cluster.get_routing_client().mset({key: key for key in keys})
-    target = other_master(reshaped, reshaped.node_of_slot(slot))
-    source = reshaped.start_migration(slot, target)
-    reshaped.move_keys(source, target, keys)
+    assert len(cluster.slot_map.masters) == 3  # read before the move
+    keys, slot, _, target = migrate_part(reshaped, "folded", 20, 20)
     reshaped.finish_migration(slot, target)
     with cluster.map() as client:
         values = client.mget(keys)
@@ -81,13 +89,9 @@ def test_folded_gets_of_a_moved_slot_are_followed(cluster, reshaped):
 
 
 def test_ask_during_a_migration_goes_to_the_target_with_asking(cluster, reshaped):
-    keys = keys_in_slot("half", 10)
-    slot = key_slot(b"half")
-    cluster.get_routing_client().mset({key: key for key in keys})
-    owner = reshaped.node_of_slot(slot)
-    target = other_master(reshaped, owner)
-    source = reshaped.start_migration(slot, target)
-    reshaped.move_keys(source, target, keys[:5])  # half moved: ASK for those
+    assert len(cluster.slot_map.masters) == 3  # read before the migration starts
+    keys, slot, source, target = migrate_part(reshaped, "half", 10, 5)  # ASK for 5 keys
+    owner = source
     reset_stats(reshaped)
     try:
         with cluster.map(auto_batch=False) as client:
@@ -105,12 +109,7 @@ def test_ask_during_a_migration_goes_to_the_target_with_asking(cluster, reshaped
 
 
 def test_tryagain_is_retried_a_bounded_number_of_times_then_a_clear_error(cluster, reshaped):
-    keys = keys_in_slot("split", 4)
-    slot = key_slot(b"split")
-    cluster.get_routing_client().mset({key: key for key in keys})
-    target = other_master(reshaped, reshaped.node_of_slot(slot))
-    source = reshaped.start_migration(slot, target)
-    reshaped.move_keys(source, target, keys[:2])  # an MGET over both halves: TRYAGAIN
+    keys, slot, source, target = migrate_part(reshaped, "split", 4, 2)  # MGET: TRYAGAIN
     try:
         with pytest.raises(ClusterRedirectError, match="TRYAGAIN"):
             with cluster.map() as client:

@@ -198,6 +198,8 @@ class SlotRoutingClient(RoutingClient):
     so MOVED / ASK / failover are followed exactly as there."""
 
     _cluster: Any
+    mapping_client_class = SlotMappingClient
+    fanout_client_class = SlotFanoutClient
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         """Run one command on the node serving its slot and return the reply."""
@@ -216,16 +218,3 @@ class SlotRoutingClient(RoutingClient):
     def lock(self, name: Any, *args: Any, **kwargs: Any) -> Any:
         """A redis-py Lock on the master that holds ``name`` (not moved along by a reshard)."""
         return self._cluster.get_local_client_for_key(name).lock(name, *args, **kwargs)
-
-    def get_mapping_client(
-        self, max_concurrency: int = 64, auto_batch: bool | None = None
-    ) -> MappingClient:
-        """A promise-returning client; prefer ``map()``, which joins for you."""
-        batch = self.auto_batch if auto_batch is None else auto_batch
-        return SlotMappingClient(self._cluster, max_concurrency, batch)
-
-    def get_fanout_client(
-        self, hosts: Any, max_concurrency: int = 64, auto_batch: bool | None = None
-    ) -> FanoutClient:
-        """A broadcasting client; prefer ``fanout()``, which joins for you."""
-        return SlotFanoutClient(self._cluster, hosts, max_concurrency, False)
