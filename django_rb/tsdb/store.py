@@ -1,14 +1,16 @@
 """TSDB: the time-series store's API (Sentry's names), each call one parallel round.
 
-Every public method validates its arguments, builds a plan (``plan_<method>``) and runs it on
-the sync engine; the plans are engine-free, so async twins run the same plans on ``afanout``.
+Each ``plan_<method>`` validates its arguments and builds a plan (see ``rounds``); the public
+``<method>`` runs that plan on the sync engine. The plans are engine-free, so async twins run
+the same plans on ``afanout``.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import arguments, counters, distinct, frequency, maintenance
 from .errors import TSDBArgumentError
@@ -28,6 +30,20 @@ from .rounds import Plan, finished, run
 DEFAULT_FREQUENCY_CAPACITY = 1000
 
 Series = dict[Any, list[tuple[int, Any]]]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def runs(plan_method: Callable[Concatenate[TSDB, P], Plan[R]]) -> Callable[Concatenate[TSDB, P], R]:
+    """The public method of a ``plan_*`` method: build the plan, run it on the sync engine."""
+
+    @functools.wraps(plan_method)
+    def method(self: TSDB, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.run(plan_method(self, *args, **kwargs))
+
+    method.__name__ = method.__qualname__ = plan_method.__name__.removeprefix("plan_")
+    return method
 
 
 class TSDB:
@@ -109,30 +125,24 @@ class TSDB:
 
     # -- counters ------------------------------------------------------------------------------
 
-    def plan_incr_multi(
-        self, items: Any, timestamp: Any = None, count: int = 1, environment_id: Any = None
-    ) -> Plan[None]:
-        """The plan of ``incr_multi``."""
-        writes = arguments.increments(items, timestamp, count, time.time())
-        envs = arguments.write_envs(environment_id)
-        return counters.incr_plan(self.names, self.rollups, self.vnodes, writes, envs)
-
-    def incr(
+    def plan_incr(
         self,
         model: Any,
         key: Any,
         timestamp: Any = None,
         count: int = 1,
         environment_id: Any = None,
-    ) -> None:
+    ) -> Plan[None]:
         """Add ``count`` to the series in every rollup (one round)."""
-        self.run(self.plan_incr_multi([(model, key, count)], timestamp, count, environment_id))
+        return self.plan_incr_multi([(model, key, count)], timestamp, count, environment_id)
 
-    def incr_multi(
+    def plan_incr_multi(
         self, items: Any, timestamp: Any = None, count: int = 1, environment_id: Any = None
-    ) -> None:
+    ) -> Plan[None]:
         """Many increments in one round; counts of one cell are added up client-side first."""
-        self.run(self.plan_incr_multi(items, timestamp, count, environment_id))
+        writes = arguments.increments(items, timestamp, count, time.time())
+        envs = arguments.write_envs(environment_id)
+        return counters.incr_plan(self.names, self.rollups, self.vnodes, writes, envs)
 
     def plan_get_range(
         self,
@@ -143,14 +153,15 @@ class TSDB:
         rollup: int | None = None,
         environment_ids: Any = None,
     ) -> Plan[Series]:
-        """The plan of ``get_range``."""
+        """``{key: [(bucket_epoch, count), ...]}`` from ``start``'s bucket to ``end``'s,
+        zero-filled; one round, one HMGET per counter hash."""
         name, keys = model_name(model), arguments.series_keys(keys)
         chosen, buckets = self._span(start, end, rollup)
         envs = arguments.read_envs(environment_ids)
         cells = counters.cells_plan(self.names, name, keys, chosen, buckets, envs, self.vnodes)
         return _with_epochs(cells, [b * chosen.seconds for b in buckets])
 
-    def get_range(
+    def plan_get_sums(
         self,
         model: Any,
         keys: Any,
@@ -158,14 +169,9 @@ class TSDB:
         end: Any,
         rollup: int | None = None,
         environment_ids: Any = None,
-    ) -> Series:
-        """``{key: [(bucket_epoch, count), ...]}`` from ``start``'s bucket to ``end``'s,
-        zero-filled; one round, one HMGET per counter hash."""
-        return self.run(self.plan_get_range(model, keys, start, end, rollup, environment_ids))
-
-    def plan_get_sums(self, *args: Any, **kwargs: Any) -> Plan[dict[Any, int]]:
-        """The plan of ``get_sums``."""
-        series = self.plan_get_range(*args, **kwargs)
+    ) -> Plan[dict[Any, int]]:
+        """``{key: total}`` over the range (one round)."""
+        series = self.plan_get_range(model, keys, start, end, rollup, environment_ids)
 
         def plan() -> Plan[dict[Any, int]]:
             got = yield from series
@@ -173,42 +179,26 @@ class TSDB:
 
         return plan()
 
-    def get_sums(
-        self,
-        model: Any,
-        keys: Any,
-        start: Any,
-        end: Any,
-        rollup: int | None = None,
-        environment_ids: Any = None,
-    ) -> dict[Any, int]:
-        """``{key: total}`` over the range (one round)."""
-        return self.run(self.plan_get_sums(model, keys, start, end, rollup, environment_ids))
-
     # -- distinct counts -----------------------------------------------------------------------
 
-    def plan_record_multi(
-        self, items: Any, timestamp: Any = None, environment_id: Any = None
-    ) -> Plan[None]:
-        """The plan of ``record_multi``."""
-        records = arguments.records(items, timestamp, time.time())
-        envs = arguments.write_envs(environment_id)
-        return distinct.record_plan(self.names, self.rollups, records, envs)
-
-    def record(
+    def plan_record(
         self,
         model: Any,
         key: Any,
         values: Any,
         timestamp: Any = None,
         environment_id: Any = None,
-    ) -> None:
+    ) -> Plan[None]:
         """Add ``values`` to the series' distinct sets in every rollup (one round)."""
-        self.run(self.plan_record_multi([(model, key, values)], timestamp, environment_id))
+        return self.plan_record_multi([(model, key, values)], timestamp, environment_id)
 
-    def record_multi(self, items: Any, timestamp: Any = None, environment_id: Any = None) -> None:
+    def plan_record_multi(
+        self, items: Any, timestamp: Any = None, environment_id: Any = None
+    ) -> Plan[None]:
         """Many ``(model, key, values)`` in one round."""
-        self.run(self.plan_record_multi(items, timestamp, environment_id))
+        records = arguments.records(items, timestamp, time.time())
+        envs = arguments.write_envs(environment_id)
+        return distinct.record_plan(self.names, self.rollups, records, envs)
 
     def _distinct_args(
         self, model: Any, keys: Any, start: Any, end: Any, rollup: Any, environment_ids: Any
@@ -226,25 +216,10 @@ class TSDB:
         rollup: int | None = None,
         environment_ids: Any = None,
     ) -> Plan[Series]:
-        """The plan of ``get_distinct_counts_series``."""
+        """``{key: [(bucket_epoch, distinct_count), ...]}`` (one round, a PFCOUNT per cell)."""
         args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
         chosen, buckets = args[3], args[4]
         return _with_epochs(distinct.series_plan(*args), [b * chosen.seconds for b in buckets])
-
-    def get_distinct_counts_series(
-        self,
-        model: Any,
-        keys: Any,
-        start: Any,
-        end: Any = None,
-        rollup: int | None = None,
-        environment_ids: Any = None,
-    ) -> Series:
-        """``{key: [(bucket_epoch, distinct_count), ...]}`` (one round, a PFCOUNT per cell)."""
-        plan = self.plan_get_distinct_counts_series(
-            model, keys, start, end, rollup, environment_ids
-        )
-        return self.run(plan)
 
     def plan_get_distinct_counts_totals(
         self,
@@ -255,24 +230,9 @@ class TSDB:
         rollup: int | None = None,
         environment_ids: Any = None,
     ) -> Plan[dict[Any, int]]:
-        """The plan of ``get_distinct_counts_totals``."""
+        """``{key: distinct_count}`` over the range (one round, a PFCOUNT per key)."""
         args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
         return distinct.totals_plan(*args)
-
-    def get_distinct_counts_totals(
-        self,
-        model: Any,
-        keys: Any,
-        start: Any,
-        end: Any = None,
-        rollup: int | None = None,
-        environment_ids: Any = None,
-    ) -> dict[Any, int]:
-        """``{key: distinct_count}`` over the range (one round, a PFCOUNT per key)."""
-        plan = self.plan_get_distinct_counts_totals(
-            model, keys, start, end, rollup, environment_ids
-        )
-        return self.run(plan)
 
     def plan_get_distinct_counts_union(
         self,
@@ -283,41 +243,22 @@ class TSDB:
         rollup: int | None = None,
         environment_ids: Any = None,
     ) -> Plan[int]:
-        """The plan of ``get_distinct_counts_union``."""
+        """The distinct count of all the keys together: one round for one key; two rounds
+        (all series' nodes in parallel, then one node) for several."""
         args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
         if not args[2]:
             return finished(0)
         return distinct.union_plan(*args)
-
-    def get_distinct_counts_union(
-        self,
-        model: Any,
-        keys: Any,
-        start: Any,
-        end: Any = None,
-        rollup: int | None = None,
-        environment_ids: Any = None,
-    ) -> int:
-        """The distinct count of all the keys together: one round for one key; two rounds
-        (all series' nodes in parallel, then one node) for several."""
-        plan = self.plan_get_distinct_counts_union(model, keys, start, end, rollup, environment_ids)
-        return self.run(plan)
 
     # -- frequencies ---------------------------------------------------------------------------
 
     def plan_record_frequency_multi(
         self, requests: Any, timestamp: Any = None, environment_id: Any = None
     ) -> Plan[None]:
-        """The plan of ``record_frequency_multi``."""
+        """``[(model, {key: {member: score}})]``: ZINCRBY each, trimmed to the capacity."""
         items = arguments.frequencies(requests, timestamp, time.time())
         envs = arguments.write_envs(environment_id)
         return frequency.record_plan(self.names, self.rollups, items, envs, self.frequency_capacity)
-
-    def record_frequency_multi(
-        self, requests: Any, timestamp: Any = None, environment_id: Any = None
-    ) -> None:
-        """``[(model, {key: {member: score}})]``: ZINCRBY each, trimmed to the capacity."""
-        self.run(self.plan_record_frequency_multi(requests, timestamp, environment_id))
 
     def plan_get_most_frequent(
         self,
@@ -329,23 +270,9 @@ class TSDB:
         limit: int | None = None,
         environment_ids: Any = None,
     ) -> Plan[dict[Any, list[tuple[str, float]]]]:
-        """The plan of ``get_most_frequent``."""
+        """``{key: [(member, score), ...]}`` highest first (ties by member), one ZUNION per key."""
         args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
         return frequency.most_frequent_plan(*args, arguments.limit_of(limit))
-
-    def get_most_frequent(
-        self,
-        model: Any,
-        keys: Any,
-        start: Any,
-        end: Any = None,
-        rollup: int | None = None,
-        limit: int | None = None,
-        environment_ids: Any = None,
-    ) -> dict[Any, list[tuple[str, float]]]:
-        """``{key: [(member, score), ...]}`` highest first (ties by member), one ZUNION per key."""
-        plan = self.plan_get_most_frequent(model, keys, start, end, rollup, limit, environment_ids)
-        return self.run(plan)
 
     def plan_get_most_frequent_series(
         self,
@@ -357,27 +284,11 @@ class TSDB:
         limit: int | None = None,
         environment_ids: Any = None,
     ) -> Plan[Series]:
-        """The plan of ``get_most_frequent_series``."""
+        """``{key: [(bucket_epoch, {member: score}), ...]}``, each bucket's top ``limit``."""
         args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
         chosen, buckets = args[3], args[4]
         inner = frequency.most_frequent_series_plan(*args, arguments.limit_of(limit))
         return _with_epochs(inner, [b * chosen.seconds for b in buckets])
-
-    def get_most_frequent_series(
-        self,
-        model: Any,
-        keys: Any,
-        start: Any,
-        end: Any = None,
-        rollup: int | None = None,
-        limit: int | None = None,
-        environment_ids: Any = None,
-    ) -> Series:
-        """``{key: [(bucket_epoch, {member: score}), ...]}``, each bucket's top ``limit``."""
-        plan = self.plan_get_most_frequent_series(
-            model, keys, start, end, rollup, limit, environment_ids
-        )
-        return self.run(plan)
 
     def plan_get_frequency_series(
         self,
@@ -388,14 +299,14 @@ class TSDB:
         rollup: int | None = None,
         environment_ids: Any = None,
     ) -> Plan[Series]:
-        """The plan of ``get_frequency_series``."""
+        """``{key: [(bucket_epoch, {member: score}), ...]}`` for ``items = {key: [member]}``."""
         name, members = model_name(model), arguments.members_by_key(items)
         chosen, buckets = self._span(start, end, rollup)
         envs = arguments.read_envs(environment_ids)
         inner = frequency.scores_plan(self.names, name, members, chosen, buckets, envs)
         return _with_epochs(inner, [b * chosen.seconds for b in buckets])
 
-    def get_frequency_series(
+    def plan_get_frequency_totals(
         self,
         model: Any,
         items: Any,
@@ -403,16 +314,11 @@ class TSDB:
         end: Any = None,
         rollup: int | None = None,
         environment_ids: Any = None,
-    ) -> Series:
-        """``{key: [(bucket_epoch, {member: score}), ...]}`` for ``items = {key: [member]}``."""
-        plan = self.plan_get_frequency_series(model, items, start, end, rollup, environment_ids)
-        return self.run(plan)
+    ) -> Plan[dict[Any, dict[str, float]]]:
+        """``{key: {member: total}}`` over the range for ``items = {key: [member]}``."""
+        series = self.plan_get_frequency_series(model, items, start, end, rollup, environment_ids)
 
-    def plan_get_frequency_totals(self, *args: Any, **kwargs: Any) -> Plan[dict[Any, Any]]:
-        """The plan of ``get_frequency_totals``."""
-        series = self.plan_get_frequency_series(*args, **kwargs)
-
-        def plan() -> Plan[dict[Any, Any]]:
+        def plan() -> Plan[dict[Any, dict[str, float]]]:
             got = yield from series
             totals: dict[Any, dict[str, float]] = {}
             for key, points in got.items():
@@ -424,19 +330,6 @@ class TSDB:
 
         return plan()
 
-    def get_frequency_totals(
-        self,
-        model: Any,
-        items: Any,
-        start: Any,
-        end: Any = None,
-        rollup: int | None = None,
-        environment_ids: Any = None,
-    ) -> dict[Any, dict[str, float]]:
-        """``{key: {member: total}}`` over the range for ``items = {key: [member]}``."""
-        plan = self.plan_get_frequency_totals(model, items, start, end, rollup, environment_ids)
-        return self.run(plan)
-
     # -- maintenance ---------------------------------------------------------------------------
 
     def plan_delete(
@@ -447,7 +340,9 @@ class TSDB:
         end: Any = None,
         environment_ids: Any = None,
     ) -> Plan[None]:
-        """The plan of ``delete``."""
+        """Drop the series' counters, distinct sets and frequencies (all rollups) in the range,
+        by default everything retained; the all-environments series and ``environment_ids``'
+        (one round)."""
         names = [model_name(m) for m in _as_list(models)]
         keys = arguments.series_keys(keys)
         envs = _with_all(arguments.read_envs(environment_ids))
@@ -460,19 +355,6 @@ class TSDB:
             self.names, names, keys, self.rollups, span, envs, self.vnodes
         )
 
-    def delete(
-        self,
-        models: Any,
-        keys: Any,
-        start: Any = None,
-        end: Any = None,
-        environment_ids: Any = None,
-    ) -> None:
-        """Drop the series' counters, distinct sets and frequencies (all rollups) in the range,
-        by default everything retained; the all-environments series and ``environment_ids``'
-        (one round)."""
-        self.run(self.plan_delete(models, keys, start, end, environment_ids))
-
     def plan_merge(
         self,
         model: Any,
@@ -481,7 +363,9 @@ class TSDB:
         timestamp: Any = None,
         environment_ids: Any = None,
     ) -> Plan[None]:
-        """The plan of ``merge``."""
+        """Fold the sources' counters, distinct sets and frequencies into the destination in
+        every retained bucket, then drop the sources. Three rounds: read the sources, write
+        the destination, drop the sources (only after the destination's round succeeded)."""
         name = model_name(model)
         series_token(destination)
         sources = arguments.series_keys(sources)
@@ -504,18 +388,22 @@ class TSDB:
             self.frequency_capacity,
         )
 
-    def merge(
-        self,
-        model: Any,
-        destination: Any,
-        sources: Any,
-        timestamp: Any = None,
-        environment_ids: Any = None,
-    ) -> None:
-        """Fold the sources' counters, distinct sets and frequencies into the destination in
-        every retained bucket, then drop the sources. Three rounds: read the sources, write
-        the destination, drop the sources (only after the destination's round succeeded)."""
-        self.run(self.plan_merge(model, destination, sources, timestamp, environment_ids))
+    incr = runs(plan_incr)
+    incr_multi = runs(plan_incr_multi)
+    get_range = runs(plan_get_range)
+    get_sums = runs(plan_get_sums)
+    record = runs(plan_record)
+    record_multi = runs(plan_record_multi)
+    get_distinct_counts_series = runs(plan_get_distinct_counts_series)
+    get_distinct_counts_totals = runs(plan_get_distinct_counts_totals)
+    get_distinct_counts_union = runs(plan_get_distinct_counts_union)
+    record_frequency_multi = runs(plan_record_frequency_multi)
+    get_most_frequent = runs(plan_get_most_frequent)
+    get_most_frequent_series = runs(plan_get_most_frequent_series)
+    get_frequency_series = runs(plan_get_frequency_series)
+    get_frequency_totals = runs(plan_get_frequency_totals)
+    delete = runs(plan_delete)
+    merge = runs(plan_merge)
 
 
 def _positive(value: Any, what: str) -> int:
