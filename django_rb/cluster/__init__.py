@@ -10,15 +10,21 @@ from .aclients import (
 from .clients import FanoutClient, LocalClient, MappingClient, RoutingClient
 from .cluster import Cluster
 from .errors import (
+    BadHostId,
     BadHostSetup,
+    DuplicateHostId,
     HostConnectionError,
     HostError,
     HostTimeoutError,
+    MissingHostId,
+    NoTargetHosts,
     UnroutableCommand,
+    UnsupportedHostSetting,
 )
 from .hosts import HostInfo
 from .promise import Promise
 from .router import BaseRouter, ConsistentHashingRouter, PartitionRouter
+from .scripts import ClusterScript
 
 __all__ = [
     "AMapManager",
@@ -26,9 +32,12 @@ __all__ = [
     "AsyncLocalClient",
     "AsyncMappingClient",
     "AsyncRoutingClient",
+    "BadHostId",
     "BadHostSetup",
     "BaseRouter",
     "Cluster",
+    "ClusterScript",
+    "DuplicateHostId",
     "ConsistentHashingRouter",
     "FanoutClient",
     "HostConnectionError",
@@ -37,8 +46,11 @@ __all__ = [
     "HostTimeoutError",
     "LocalClient",
     "MappingClient",
+    "MissingHostId",
+    "NoTargetHosts",
     "PartitionRouter",
     "Promise",
     "RoutingClient",
     "UnroutableCommand",
+    "UnsupportedHostSetting",
 ]
