@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
@@ -119,10 +120,6 @@ KEYS = ("bench:ip:10.0.0.1", "bench:user:42", "bench:apikey:k1")
 
 
 def django_rb_rows(ports: list[int]) -> list[Row]:
-    from django.contrib.auth.models import AnonymousUser  # noqa: PLC0415
-    from django.http import HttpResponse  # noqa: PLC0415
-    from django.test import RequestFactory  # noqa: PLC0415
-
     from django_rb.cluster import Cluster  # noqa: PLC0415
     from django_rb.ratelimit import RateLimiter, ratelimit  # noqa: PLC0415
 
@@ -140,32 +137,17 @@ def django_rb_rows(ports: list[int]) -> list[Row]:
                 ),
             )
         )
-    factory = RequestFactory()
-
-    def view(request: Any) -> Any:
-        return HttpResponse("ok")
-
-    one_view = ratelimit(key="ip", rate=RATE, group="b1")(view)
-    three_view = ratelimit(key="ip", rate=RATE, group="b3a")(
-        ratelimit(key="header:x-api-key", rate=RATE, group="b3b")(
-            ratelimit(key="user_or_ip", rate=RATE, group="b3c")(view)
-        )
-    )
     rows.append(
         (
             "django_rb @ratelimit view, 3 nodes",
             "GCRA, 1 script/node",
-            lambda: _status(one_view(_request(factory, AnonymousUser))),
-            lambda: _status(three_view(_request(factory, AnonymousUser))),
+            *view_decisions(ratelimit, "b"),
         )
     )
     return rows
 
 
 def peer_rows(ports: list[int]) -> list[Row]:
-    from django.contrib.auth.models import AnonymousUser  # noqa: PLC0415
-    from django.http import HttpResponse  # noqa: PLC0415
-    from django.test import RequestFactory  # noqa: PLC0415
     from django_ratelimit import __version__ as dr_version  # noqa: PLC0415
     from django_ratelimit.decorators import ratelimit as dr_ratelimit  # noqa: PLC0415
     from limits import __version__ as limits_version  # noqa: PLC0415
@@ -174,23 +156,11 @@ def peer_rows(ports: list[int]) -> list[Row]:
     from throttled import __version__ as throttled_version  # noqa: PLC0415
 
     url = f"redis://127.0.0.1:{ports[0]}/0"
-    factory = RequestFactory()
-
-    def view(request: Any) -> Any:
-        return HttpResponse("ok")
-
-    one_view = dr_ratelimit(key="ip", rate=RATE, group="p1")(view)
-    three_view = dr_ratelimit(key="ip", rate=RATE, group="p3a")(
-        dr_ratelimit(key="header:x-api-key", rate=RATE, group="p3b")(
-            dr_ratelimit(key="user_or_ip", rate=RATE, group="p3c")(view)
-        )
-    )
     rows: list[Row] = [
         (
             f"django-ratelimit {dr_version} view, RedisCache",
             "fixed window",
-            lambda: _status(one_view(_request(factory, AnonymousUser))),
-            lambda: _status(three_view(_request(factory, AnonymousUser))),
+            *view_decisions(dr_ratelimit, "p"),
         )
     ]
     store = storage.RedisStorage(url)
@@ -224,6 +194,29 @@ def peer_rows(ports: list[int]) -> list[Row]:
     return rows
 
 
+def view_decisions(
+    decorator: Callable[..., Any], prefix: str
+) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """One request through a view with one limit, and through one with three stacked."""
+    from django.contrib.auth.models import AnonymousUser  # noqa: PLC0415
+    from django.http import HttpResponse  # noqa: PLC0415
+    from django.test import RequestFactory  # noqa: PLC0415
+
+    factory = RequestFactory()
+
+    def view(request: Any) -> Any:
+        return HttpResponse("ok")
+
+    one_view = decorator(key="ip", rate=RATE, group=f"{prefix}1")(view)
+    three_view = view
+    for i, key in enumerate(("user_or_ip", "header:x-api-key", "ip")):
+        three_view = decorator(key=key, rate=RATE, group=f"{prefix}3{i}")(three_view)
+    return (
+        lambda: _status(one_view(_request(factory, AnonymousUser))),
+        lambda: _status(three_view(_request(factory, AnonymousUser))),
+    )
+
+
 def _request(factory: Any, anonymous: Any) -> Any:
     request = factory.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_API_KEY="k1")
     request.user = anonymous()
@@ -253,14 +246,21 @@ def per_decision_us(decide: Callable[[], Any], budget: Budget) -> float:
     return median_ms(run, budget) * 1000.0 / BATCH
 
 
-def measure(rows: list[Row], budget: Budget) -> dict[str, tuple[float, float]]:
-    results = {}
-    for label, algorithm, one, three in rows:
-        results[f"{label}|{algorithm}"] = (
-            per_decision_us(one, budget),
-            per_decision_us(three, budget),
-        )
-    return results
+def measure(rows: list[Row], budget: Budget, passes: int) -> dict[str, tuple[float, float]]:
+    """Every cell ``passes`` times, rows interleaved, and the median of each cell's passes:
+    load from other processes on a shared machine then falls on every row alike."""
+    samples: dict[str, tuple[list[float], list[float]]] = {
+        f"{label}|{algorithm}": ([], []) for label, algorithm, _one, _three in rows
+    }
+    for _ in range(passes):
+        for label, algorithm, one, three in rows:
+            ones, threes = samples[f"{label}|{algorithm}"]
+            ones.append(per_decision_us(one, budget))
+            threes.append(per_decision_us(three, budget))
+    return {
+        name: (statistics.median(ones), statistics.median(threes))
+        for name, (ones, threes) in samples.items()
+    }
 
 
 def print_table(title: str, rows: list[Row], results: dict[str, tuple[float, float]]) -> None:
@@ -308,7 +308,7 @@ def run(args: argparse.Namespace) -> None:
     try:
         ports = [node.port for node in registry.start(3)]
         configure_django(ports)
-        budget = Budget(min_time=0.05 if args.quick else args.min_time)
+        budget = Budget(min_time=0.05 if args.quick else args.min_time, max_reps=100_000)
         print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {RATE} limits")
         plans = [("loopback", ports)]
         if args.delay_us:
@@ -326,7 +326,7 @@ def run(args: argparse.Namespace) -> None:
                 rows = django_rb_rows(plan_ports)
                 if not args.no_peers:
                     rows += peer_rows(plan_ports)
-                results = measure(rows, budget)
+                results = measure(rows, budget, 1 if args.quick else args.passes)
                 print_table(f"Decisions from one thread, {title}:", rows, results)
                 print_targets(results)
     finally:
@@ -338,8 +338,9 @@ def run(args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="0.05 s per cell")
-    parser.add_argument("--min-time", type=float, default=0.3, help="seconds per cell")
+    parser.add_argument("--min-time", type=float, default=0.1, help="seconds per cell and pass")
     parser.add_argument("--delay-us", type=float, default=250.0, help="0: no delayed table")
+    parser.add_argument("--passes", type=int, default=5, help="interleaved passes per cell")
     parser.add_argument("--no-peers", action="store_true", help="django_rb's rows only")
     return parser.parse_args(argv)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.resources
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django_rb.cluster.promise import Promise
 from django_rb.cluster.scripts import ClusterScript
@@ -21,7 +21,7 @@ from .rates import BadRate, Rate, check_cost, parse_rate
 BUCKET_LUA = importlib.resources.files(__package__).joinpath("bucket.lua").read_text()
 
 #: Made once (given as bytes it needs no client's encoder); each call names its client.
-_BUCKET = ClusterScript(None, BUCKET_LUA.encode())
+_BUCKET = ClusterScript(cast(Any, None), BUCKET_LUA.encode())
 
 _US = 1_000_000
 
