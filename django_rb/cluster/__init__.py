@@ -3,20 +3,29 @@
 from .clients import FanoutClient, LocalClient, MappingClient, RoutingClient
 from .cluster import Cluster
 from .errors import (
+    BadHostId,
     BadHostSetup,
+    DuplicateHostId,
     HostConnectionError,
     HostError,
     HostTimeoutError,
+    MissingHostId,
+    NoTargetHosts,
     UnroutableCommand,
+    UnsupportedHostSetting,
 )
 from .hosts import HostInfo
 from .promise import Promise
 from .router import BaseRouter, ConsistentHashingRouter, PartitionRouter
+from .scripts import ClusterScript
 
 __all__ = [
+    "BadHostId",
     "BadHostSetup",
     "BaseRouter",
     "Cluster",
+    "ClusterScript",
+    "DuplicateHostId",
     "ConsistentHashingRouter",
     "FanoutClient",
     "HostConnectionError",
@@ -25,8 +34,11 @@ __all__ = [
     "HostTimeoutError",
     "LocalClient",
     "MappingClient",
+    "MissingHostId",
+    "NoTargetHosts",
     "PartitionRouter",
     "Promise",
     "RoutingClient",
     "UnroutableCommand",
+    "UnsupportedHostSetting",
 ]

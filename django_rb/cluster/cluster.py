@@ -13,7 +13,7 @@ from redis import ConnectionPool, Redis
 from .buffer import Codec
 from .clients import FanoutClient, LocalClient, MapManager, MappingClient, RoutingClient
 from .connections import TCPConnection, TLSConnection, UnixConnection
-from .errors import BadHostSetup
+from .errors import BadHostSetup, DuplicateHostId
 from .hosts import HostInfo, make_host, parse_hosts
 from .promise import Promise
 from .router import BaseRouter, PartitionRouter
@@ -98,7 +98,7 @@ class Cluster:
         )  # fmt: skip
         with self._lock:
             if host.host_id in self.hosts:
-                raise BadHostSetup(f"Two hosts share the host id {host.host_id!r}.")
+                raise DuplicateHostId(f"Two hosts share the host id {host.host_id!r}.")
             self.hosts[host.host_id] = host
             self._hosts_age += 1
 
