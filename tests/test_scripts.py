@@ -2,8 +2,11 @@
 
 import pytest
 import redis
+from redis.commands.core import Script
 
-from django_rb.cluster import Cluster
+from django_rb.cluster import (
+    Cluster,
+)
 from django_rb.testing import cluster_hosts, keys_per_host
 
 ECHO = "return {KEYS[1], ARGV[1]}"
@@ -140,3 +143,46 @@ def test_script_text_decoded_for_decode_responses_clusters(rb_nodes, rb_cluster)
         assert echoed.value == ["txt", "é"]
     finally:
         cluster.disconnect_pools()
+
+
+def test_execute_commands_same_script_many_keys_and_hosts(rb_cluster):
+    for host_id in rb_cluster.hosts:
+        rb_cluster.get_local_client(host_id).script_flush()
+        rb_cluster.get_local_client(host_id).config_resetstat()  # other tests load scripts too
+    script = Script(rb_cluster.get_local_client(0), "return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    keys = [f"sc{i}" for i in range(40)]
+    results = rb_cluster.execute_commands(
+        {
+            key: [(script, [key], [i]), (script, [key], [1]), ("GET", key)]
+            for i, key in enumerate(keys)
+        }
+    )
+    for i, key in enumerate(keys):
+        assert [p.value for p in results[key]] == [i, i + 1, str(i + 1).encode()]
+    stats = [rb_cluster.get_local_client(h).info("commandstats") for h in rb_cluster.hosts]
+    # Redis 7 counts SCRIPT LOAD on its own; 6.2 under SCRIPT (nothing else ran since the reset)
+    loads = sum(s.get("cmdstat_script|load", s.get("cmdstat_script", {})).get("calls", 0)
+                for s in stats)  # fmt: skip
+    assert loads == len(rb_cluster.hosts)  # once per host, not per key
+    # a second call finds the script already cached and still works
+    again = rb_cluster.execute_commands({"sc0": [(script, ["sc0"], [5])]})
+    assert again["sc0"][0].value == 6
+
+
+def test_execute_commands_script_runtime_error_rejects_only_its_promise(rb_cluster):
+    failing = Script(rb_cluster.get_local_client(0), "return redis.call('LPUSH', KEYS[1], 'x')")
+    with rb_cluster.map() as client:
+        client.set("str", "v")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        rb_cluster.execute_commands(
+            {"str": [(failing, ["str"], []), ("INCR", "after")], "other": [("INCR", "other")]}
+        )
+    routing = rb_cluster.get_routing_client()
+    assert (routing.get("after"), routing.get("other"), routing.get("str")) == (b"1", b"1", b"v")
+
+
+def test_execute_commands_script_syntax_error_names_the_script_error(rb_cluster):
+    broken = Script(rb_cluster.get_local_client(0), "return this is not lua")
+    with pytest.raises(redis.ResponseError) as info:
+        rb_cluster.execute_commands({"k": [(broken, ["k"], [])]})
+    assert "NOSCRIPT" not in str(info.value)  # the compile error, not the follow-up EVALSHA miss

@@ -14,7 +14,7 @@ from redis.exceptions import NoScriptError
 
 from .buffer import DELS, GETS, RECOVER, SETS, CommandBuffer
 from .engine import RoundErrors, run_round
-from .errors import UnroutableCommand
+from .errors import NoTargetHosts, UnroutableCommand
 from .promise import Promise
 from .scripts import ClusterScript
 
@@ -335,7 +335,7 @@ class FanoutClient(MappingClient):
         if hosts == "all":
             return list(self._cluster.hosts)
         if hosts is None:
-            raise UnroutableCommand(
+            raise NoTargetHosts(
                 "This fanout client has no target hosts: pass hosts=[...] or 'all' to "
                 "cluster.fanout(), or call client.target(hosts) / client.target_key(key)."
             )
