@@ -1,4 +1,5 @@
-"""Django's own BaseCacheTests, for the installed Django, against RBCache over three nodes.
+"""Django's own BaseCacheTests, for the installed Django, against RBCache over three rb-style
+nodes and over a Redis Cluster.
 
 The suite runs in a subprocess (scripts/run_django_cache_tests.py) because it needs Django's
 ``cache`` test app installed, which this project's test settings are not. The source release
@@ -27,11 +28,17 @@ EXPECTED_SKIPS = {
 }
 
 
-def test_django_base_cache_tests_pass(redis_nodes):
-    nodes = redis_nodes(3)
-    location = ",".join(node.url(0) for node in nodes)
+@pytest.mark.parametrize("kind", ["rb-style nodes", "Redis Cluster"])
+def test_django_base_cache_tests_pass(redis_nodes, shared_redis_cluster, kind):
+    if kind == "Redis Cluster":
+        shared_redis_cluster.flush()
+        extra = ["--redis-cluster"]
+        location = ",".join(shared_redis_cluster.startup_nodes())
+    else:
+        extra = []
+        location = ",".join(node.url(0) for node in redis_nodes(3))
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--location", location],
+        [sys.executable, str(SCRIPT), "--location", location, *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
