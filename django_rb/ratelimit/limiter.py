@@ -131,16 +131,16 @@ def queue(work: Plan, client: Any, prefix: str) -> dict[int, Promise]:
             rate = limit.rate
             assert rate is not None
             keys.append(f"{prefix}:{limit.key}")
-            argv += [f"{rate.interval * _US:.3f}", rate.burst, limit.cost]
+            argv += [rate.interval_us, rate.burst, limit.cost]
         promises[host_id] = _call_bucket(client, keys, argv)
     return promises
 
 
 def _call_bucket(client: Any, keys: list[str], argv: list[Any]) -> Promise:
-    """The script call as a promise: map() clients give one, the routing client a reply."""
+    """The script call as a promise: map() clients give one, a node's own client a reply."""
     try:
         reply = _BUCKET(keys, argv, client=client)
-    except RedisError as exc:  # only the routing client raises here (a node down, ...)
+    except RedisError as exc:  # only a node's own client raises here (a node down, ...)
         return Promise.rejected(exc)
     return reply if isinstance(reply, Promise) else Promise.resolved(reply)
 
@@ -186,7 +186,7 @@ class RateLimiter:
     ``cluster`` is a name in ``RB_CLUSTERS``, a cluster object, or None for the
     ``RB_RATELIMIT["CLUSTER"]`` setting. ``timeout`` (seconds) bounds each round; without one,
     rounds are bounded by the cluster's socket timeouts and a batch whose buckets all sit on
-    one node is sent straight through the routing client (cheaper than a map() round).
+    one node is sent straight to that node's client (cheaper than a map() round).
     """
 
     def __init__(
@@ -195,7 +195,6 @@ class RateLimiter:
         self._cluster = cluster
         self.prefix = prefix
         self.timeout = timeout
-        self._routing: tuple[Any, Any] | None = None
 
     @property
     def cluster(self) -> Any:
@@ -238,9 +237,10 @@ class RateLimiter:
         work = plan(limits, self.prefix, cluster.get_router(), spend, now)
         promises: dict[int, Promise] = {}
         if len(work.by_host) == 1 and self.timeout is None:
-            # one node: one command, sent at once through the routing client (bounded by the
+            # one node: one command, sent at once on that node's client (bounded by the
             # cluster's socket timeouts), which costs less than a map() round
-            promises = queue(work, self._routing_client(cluster), self.prefix)
+            (host_id,) = work.by_host
+            promises = queue(work, cluster.get_local_client(host_id), self.prefix)
         elif work.by_host:
             try:
                 with cluster.map(timeout=self.timeout) as client:
@@ -250,12 +250,6 @@ class RateLimiter:
                     raise
                 # else each promise says how its node fared; read() reports the failed ones
         return read(work, promises)
-
-    def _routing_client(self, cluster: Any) -> Any:
-        cached = self._routing
-        if cached is None or cached[0] is not cluster:
-            cached = self._routing = (cluster, cluster.get_routing_client())
-        return cached[1]
 
     def reset(self, key: str) -> None:
         """Forget ``key``'s bucket: it is full again."""
