@@ -1,27 +1,24 @@
 """The suite's fixtures come from django_rb.testing (the pytest11 plugin users get too)."""
 
-from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
+import asyncio
 
-import pytest  # noqa: E402
+import pytest
+
+try:
+    import uvloop
+except ImportError:  # only the standard loop then
+    uvloop = None
+
+LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 
 
-@pytest.fixture
-def example_site(rb_settings: Any, db: Any) -> Iterator[Any]:
-    """The example site on the shared test nodes: its URLs, RBCache on the cluster, its limits
-    (generous unless a test lowers them), and seeded projects."""
-    from django.core.management import call_command  # noqa: PLC0415
+@pytest.fixture(params=LOOPS)
+def arun(request):
+    """Run a coroutine to completion on a fresh event loop: asyncio's, and uvloop's if installed."""
+    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
 
-    rb_settings.ROOT_URLCONF = "example_project.urls"
-    rb_settings.CACHES = {
-        "default": {
-            "BACKEND": "django_rb.cache.RBCache",
-            "LOCATION": "default",
-            "OPTIONS": {"SERIALIZER": "json"},
-        }
-    }
-    rb_settings.EXAMPLE_PROJECT_RATE = "1000/s"
-    rb_settings.EXAMPLE_IP_RATE = "1000/s"
-    rb_settings.RB_RATELIMIT = {"VIEW": "example_project.events.views.limited"}
-    call_command("seed_projects", "--count", "3", verbosity=0)
-    yield rb_settings
+    def run(coro):
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(coro)
+
+    return run

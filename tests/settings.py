@@ -14,6 +14,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django_rb",
+    "django_rb.ratelimit",
     "example_project.events",  # the example site's tests (tests/test_example*.py)
 ]
 STATIC_URL = "/static/"  # the live server (browser test) serves static files under it

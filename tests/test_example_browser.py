@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.example_support import example_site  # noqa: F401  (the fixture)
+
 from example_project.events import series
 from example_project.events.management.commands.simulate_traffic import random_event
 from example_project.events.models import Project

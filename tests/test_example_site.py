@@ -9,6 +9,8 @@ from io import StringIO
 from typing import Any
 
 import pytest
+
+from tests.example_support import example_site  # noqa: F401  (the fixture)
 from django.core.management import CommandError, call_command
 from django.test import Client
 
