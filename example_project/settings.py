@@ -25,11 +25,14 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
     "django_rb",
+    "django_rb.ratelimit",
+    "django_rb.tsdb",
     "example_project.events",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django_rb.ratelimit.middleware.RateLimitMiddleware",  # RateLimit fields on allowed answers
 ]
 TEMPLATES = [
     {

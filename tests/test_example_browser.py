@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.example_support import example_site  # noqa: F401  (the fixture)
-
 from example_project.events import series
 from example_project.events.management.commands.simulate_traffic import random_event
 from example_project.events.models import Project
+
+from .example_support import example_site_fixture  # noqa: F401  (the example_site fixture)
 
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
 BROWSER_MISSING = (

@@ -1,7 +1,7 @@
 """The ingest endpoint's rules: what a valid event is, and the limits stacked on the view.
 
-The limits are ``django_rb.ratelimit``'s stacked ``@ratelimit``s (one round for both); until
-that app is on main, ``limited_ingest`` leaves the view unlimited.
+The limits are ``django_rb.ratelimit``'s stacked ``@ratelimit``s: one per project, one per
+client address, both decided in one round. Their rates are read from settings per request.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+
+from django_rb.ratelimit import ratelimit
 
 from .series import LEVEL_NAMES
 
@@ -64,10 +66,6 @@ View = Callable[..., Any]
 
 
 def limited_ingest(view: View) -> View:
-    """Stack the per-project and per-IP limits on ``view`` (decided in one round)."""
-    try:
-        from django_rb.ratelimit import ratelimit  # noqa: PLC0415  (issue 17)
-    except ImportError:  # until the ratelimit app lands on main
-        return view
+    """Stack the per-project and per-address limits on ``view`` (decided in one round)."""
     view = ratelimit(key=project_key, rate=project_rate, group="ingest.project")(view)
     return ratelimit(key="ip", rate=ip_rate, group="ingest.ip")(view)

@@ -1,7 +1,8 @@
-"""What the site counts and how the dashboards read it back: every read is one tsdb call.
+"""What the site counts and how the dashboards read it back, on ``django_rb.tsdb``.
 
-The store is ``django_rb.tsdb.tsdb`` once that app is installed, else the stand-in with the
-same calls (``standin_tsdb``).
+An accepted event's writes (counters, distinct user, top message) go out together in one
+round, and so do all of a dashboard's reads: the tsdb calls' plans are run side by side with
+``rounds.together``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-try:
-    from django_rb.tsdb import tsdb as store  # issue 18
-except ImportError:  # until the tsdb app lands on main
-    from .standin_tsdb import tsdb as store
+from django_rb.tsdb import tsdb
+from django_rb.tsdb.rounds import together
 
 EVENTS = "project.events"
 LEVELS = "project.level"
@@ -45,30 +44,35 @@ def release_key(project_id: int, release: str) -> str:
 
 
 def record_event(project_id: int, event: dict[str, str], timestamp: float | None = None) -> None:
-    """Count one accepted event: totals, level, release, distinct user, top message."""
-    store.incr_multi(
-        [
-            (EVENTS, project_id),
-            (LEVELS, level_key(project_id, event["level"])),
-            (RELEASES, release_key(project_id, event["release"])),
-        ],
-        timestamp=timestamp,
-    )
-    store.record(USERS, project_id, [event["user"]], timestamp=timestamp)
-    store.record_frequency_multi(
-        [(MESSAGES, {project_id: {event["message"]: 1.0}})], timestamp=timestamp
+    """Count one accepted event (totals, level, release, distinct user, top message): one
+    round for all of it."""
+    store = tsdb.get()
+    counters = [
+        (EVENTS, project_id),
+        (LEVELS, level_key(project_id, event["level"])),
+        (RELEASES, release_key(project_id, event["release"])),
+    ]
+    messages = [(MESSAGES, {project_id: {event["message"]: 1.0}})]
+    store.run(
+        together(
+            [
+                store.plan_incr_multi(counters, timestamp=timestamp),
+                store.plan_record(USERS, project_id, [event["user"]], timestamp=timestamp),
+                store.plan_record_frequency_multi(messages, timestamp=timestamp),
+            ]
+        )
     )
 
 
 def record_limited(project_id: int) -> None:
     """Count one event the rate limits turned away."""
-    store.incr_multi([(LIMITED, project_id)])
+    tsdb.incr_multi([(LIMITED, project_id)])
 
 
 def sparklines(project_ids: list[int]) -> dict[int, list[tuple[int, int]]]:
     """Every project's last hour in 10 s buckets: one get_range for the whole list."""
     start, end = window(FINE, HOUR_POINTS)
-    return store.get_range(EVENTS, project_ids, start, end, rollup=FINE)
+    return dict(tsdb.get_range(EVENTS, project_ids, start, end, rollup=FINE))
 
 
 @dataclass
@@ -85,25 +89,33 @@ class Dashboard:
 
 
 def dashboard(project_id: int) -> Dashboard:
-    """One project's charts, each from one tsdb call."""
-    hour_start, hour_end = window(FINE, HOUR_POINTS)
-    day_start, day_end = window(COARSE, DAY_POINTS)
-    hour = store.get_range(EVENTS, [project_id], hour_start, hour_end, rollup=FINE)[project_id]
-    day = store.get_range(EVENTS, [project_id], day_start, day_end, rollup=COARSE)[project_id]
+    """One project's charts and figures, every read in one round."""
+    store = tsdb.get()
+    hour_window = window(FINE, HOUR_POINTS)
+    day_window = window(COARSE, DAY_POINTS)
+    this_hour = window(COARSE, 1)
     level_keys = [level_key(project_id, level) for level in LEVEL_NAMES]
-    level_sums = store.get_sums(LEVELS, level_keys, day_start, day_end, rollup=COARSE)
-    now_hour = window(COARSE, 1)
-    users = store.get_distinct_counts_totals(USERS, [project_id], *now_hour)[project_id]
-    top = store.get_most_frequent(MESSAGES, [project_id], *now_hour, limit=10)[project_id]
-    limited = store.get_sums(LIMITED, [project_id], day_start, day_end, rollup=COARSE)
+    one = [project_id]
+    hour, day, levels, users, top, limited = store.run(
+        together(
+            [
+                store.plan_get_range(EVENTS, one, *hour_window, rollup=FINE),
+                store.plan_get_range(EVENTS, one, *day_window, rollup=COARSE),
+                store.plan_get_sums(LEVELS, level_keys, *day_window, rollup=COARSE),
+                store.plan_get_distinct_counts_totals(USERS, one, *this_hour, rollup=COARSE),
+                store.plan_get_most_frequent(MESSAGES, one, *this_hour, rollup=COARSE, limit=10),
+                store.plan_get_sums(LIMITED, one, *day_window, rollup=COARSE),
+            ]
+        )
+    )
     return Dashboard(
-        hour=hour,
-        day=day,
-        levels=[(name, level_sums[key]) for name, key in zip(LEVEL_NAMES, level_keys, strict=True)],
-        distinct_users=users,
-        top_messages=top,
+        hour=hour[project_id],
+        day=day[project_id],
+        levels=[(name, levels[key]) for name, key in zip(LEVEL_NAMES, level_keys, strict=True)],
+        distinct_users=users[project_id],
+        top_messages=top[project_id],
         limited=limited[project_id],
-        accepted_day=sum(count for _, count in day),
+        accepted_day=sum(count for _, count in day[project_id]),
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -159,16 +158,17 @@ class Command(BaseCommand):
                 last_drawn = elapsed
         if not options["quiet"]:
             self._draw(duration, duration, counts)
-            sys.stderr.write("\n")
+            self.stderr.write("")
         return counts
 
     def _draw(self, elapsed: float, duration: float, counts: Counter[int]) -> None:
         width = 30
         filled = int(width * min(elapsed / duration, 1.0))
         sent = sum(counts.values())
-        sys.stderr.write(
+        self.stderr.write(
             f"\r[{'#' * filled}{'.' * (width - filled)}] {elapsed:5.1f}/{duration:g}s "
             f"sent {sent} accepted {counts[202]} limited {counts[429]} "
-            f"({sent / max(elapsed, 1e-9):.0f}/s)"
+            f"({sent / max(elapsed, 1e-9):.0f}/s)",
+            ending="",
         )
-        sys.stderr.flush()
+        self.stderr.flush()
