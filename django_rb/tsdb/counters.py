@@ -8,21 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .keys import KeyNames, counter_field, series_token, vnode_of
 from .rollups import Rollup
 from .rounds import Plan
 
 
-@dataclass(frozen=True)
-class Increment:
+class Increment(NamedTuple):
     """One validated write: ``count`` added to ``key`` of ``model`` at ``epoch``."""
 
     model: str
     key: Any
     epoch: float
-    count: int
+    amount: int
 
 
 class HashWrites:
@@ -56,16 +55,26 @@ def incr_plan(
     envs: Sequence[str],
 ) -> Plan[None]:
     """Add every increment to every rollup, for the all-environments series and ``envs``."""
-    writes = HashWrites()
-    for item in increments:
-        token, vnode = series_token(item.key), vnode_of(item.key, vnodes)
+    # the same cell written many times is added up here first: one HINCRBY per cell and rollup
+    cells: dict[tuple[str, Any, int, int], int] = {}
+    for model, key, epoch, count in increments:
         for rollup in rollups:
-            bucket = rollup.bucket(item.epoch)
-            block = rollup.block_start(bucket)
-            name = names.counter_hash(item.model, rollup.seconds, block * rollup.seconds, vnode)
-            expiry = rollup.block_expiry(block)
-            for env in envs:
-                writes.add(name, expiry, counter_field(token, bucket - block, env), item.count)
+            cell = (model, key, int(epoch // rollup.seconds), rollup.seconds)
+            cells[cell] = cells.get(cell, 0) + count
+    by_seconds = {rollup.seconds: rollup for rollup in rollups}
+    placed: dict[Any, tuple[str, int]] = {}
+    writes = HashWrites()
+    for (model, key, bucket, seconds), count in cells.items():
+        rollup = by_seconds[seconds]
+        where = placed.get(key)
+        if where is None:
+            where = placed[key] = (series_token(key), vnode_of(key, vnodes))
+        token, vnode = where
+        block = rollup.block_start(bucket)
+        name = names.counter_hash(model, seconds, block * seconds, vnode)
+        expiry = rollup.block_expiry(block)
+        for env in envs:
+            writes.add(name, expiry, counter_field(token, bucket - block, env), count)
     yield writes.queue
 
 
