@@ -15,6 +15,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from . import arguments, counters, distinct, frequency, maintenance
 from .errors import TSDBArgumentError
 from .keys import KeyNames, model_name, series_token
+from .query import Query
 from .rollups import (
     DEFAULT_ROLLUPS,
     Rollup,
@@ -24,7 +25,7 @@ from .rollups import (
     to_epoch,
     window,
 )
-from .rounds import Plan, finished, run
+from .rounds import Plan, finished, one_round, run
 
 #: Members kept per frequency sorted set (per series, bucket and environment).
 DEFAULT_FREQUENCY_CAPACITY = 1000
@@ -110,14 +111,19 @@ class TSDB:
         first, _last = window(start, end)
         return optimal_rollup(self.rollups, first, time.time()).seconds
 
-    def _span(self, start: Any, end: Any, rollup: Any) -> tuple[Rollup, range]:
+    def _query(
+        self, model: Any, keys: Any, start: Any, end: Any, rollup: Any, environment_ids: Any
+    ) -> Query:
+        """A read's arguments, validated."""
+        name, keys = model_name(model), arguments.series_keys(keys)
         first, last = window(start, end)
         chosen = (
             optimal_rollup(self.rollups, first, time.time())
             if rollup is None
             else find_rollup(self.rollups, rollup)
         )
-        return chosen, chosen.buckets(first, last)
+        envs = arguments.read_envs(environment_ids)
+        return Query(self.names, name, keys, chosen, chosen.buckets(first, last), envs)
 
     def _retained(self, timestamp: Any) -> maintenance.Window:
         now = to_epoch(timestamp)
@@ -155,11 +161,8 @@ class TSDB:
     ) -> Plan[Series]:
         """``{key: [(bucket_epoch, count), ...]}`` from ``start``'s bucket to ``end``'s,
         zero-filled; one round, one HMGET per counter hash."""
-        name, keys = model_name(model), arguments.series_keys(keys)
-        chosen, buckets = self._span(start, end, rollup)
-        envs = arguments.read_envs(environment_ids)
-        cells = counters.cells_plan(self.names, name, keys, chosen, buckets, envs, self.vnodes)
-        return _with_epochs(cells, [b * chosen.seconds for b in buckets])
+        query = self._query(model, keys, start, end, rollup, environment_ids)
+        return _with_epochs(counters.cells_plan(query, self.vnodes), query.epochs)
 
     def plan_get_sums(
         self,
@@ -200,13 +203,6 @@ class TSDB:
         envs = arguments.write_envs(environment_id)
         return distinct.record_plan(self.names, self.rollups, records, envs)
 
-    def _distinct_args(
-        self, model: Any, keys: Any, start: Any, end: Any, rollup: Any, environment_ids: Any
-    ) -> tuple[KeyNames, str, list[Any], Rollup, range, tuple[str, ...]]:
-        name, keys = model_name(model), arguments.series_keys(keys)
-        chosen, buckets = self._span(start, end, rollup)
-        return self.names, name, keys, chosen, buckets, arguments.read_envs(environment_ids)
-
     def plan_get_distinct_counts_series(
         self,
         model: Any,
@@ -217,9 +213,8 @@ class TSDB:
         environment_ids: Any = None,
     ) -> Plan[Series]:
         """``{key: [(bucket_epoch, distinct_count), ...]}`` (one round, a PFCOUNT per cell)."""
-        args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
-        chosen, buckets = args[3], args[4]
-        return _with_epochs(distinct.series_plan(*args), [b * chosen.seconds for b in buckets])
+        query = self._query(model, keys, start, end, rollup, environment_ids)
+        return _with_epochs(distinct.series_plan(query), query.epochs)
 
     def plan_get_distinct_counts_totals(
         self,
@@ -231,8 +226,7 @@ class TSDB:
         environment_ids: Any = None,
     ) -> Plan[dict[Any, int]]:
         """``{key: distinct_count}`` over the range (one round, a PFCOUNT per key)."""
-        args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
-        return distinct.totals_plan(*args)
+        return distinct.totals_plan(self._query(model, keys, start, end, rollup, environment_ids))
 
     def plan_get_distinct_counts_union(
         self,
@@ -245,10 +239,7 @@ class TSDB:
     ) -> Plan[int]:
         """The distinct count of all the keys together: one round for one key; two rounds
         (all series' nodes in parallel, then one node) for several."""
-        args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
-        if not args[2]:
-            return finished(0)
-        return distinct.union_plan(*args)
+        return distinct.union_plan(self._query(model, keys, start, end, rollup, environment_ids))
 
     # -- frequencies ---------------------------------------------------------------------------
 
@@ -271,8 +262,8 @@ class TSDB:
         environment_ids: Any = None,
     ) -> Plan[dict[Any, list[tuple[str, float]]]]:
         """``{key: [(member, score), ...]}`` highest first (ties by member), one ZUNION per key."""
-        args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
-        return frequency.most_frequent_plan(*args, arguments.limit_of(limit))
+        query = self._query(model, keys, start, end, rollup, environment_ids)
+        return frequency.most_frequent_plan(query, arguments.limit_of(limit))
 
     def plan_get_most_frequent_series(
         self,
@@ -285,10 +276,9 @@ class TSDB:
         environment_ids: Any = None,
     ) -> Plan[Series]:
         """``{key: [(bucket_epoch, {member: score}), ...]}``, each bucket's top ``limit``."""
-        args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
-        chosen, buckets = args[3], args[4]
-        inner = frequency.most_frequent_series_plan(*args, arguments.limit_of(limit))
-        return _with_epochs(inner, [b * chosen.seconds for b in buckets])
+        query = self._query(model, keys, start, end, rollup, environment_ids)
+        inner = frequency.most_frequent_series_plan(query, arguments.limit_of(limit))
+        return _with_epochs(inner, query.epochs)
 
     def plan_get_frequency_series(
         self,
@@ -300,11 +290,9 @@ class TSDB:
         environment_ids: Any = None,
     ) -> Plan[Series]:
         """``{key: [(bucket_epoch, {member: score}), ...]}`` for ``items = {key: [member]}``."""
-        name, members = model_name(model), arguments.members_by_key(items)
-        chosen, buckets = self._span(start, end, rollup)
-        envs = arguments.read_envs(environment_ids)
-        inner = frequency.scores_plan(self.names, name, members, chosen, buckets, envs)
-        return _with_epochs(inner, [b * chosen.seconds for b in buckets])
+        members = arguments.members_by_key(items)
+        query = self._query(model, list(members), start, end, rollup, environment_ids)
+        return _with_epochs(frequency.scores_plan(query, members), query.epochs)
 
     def plan_get_frequency_totals(
         self,
@@ -351,8 +339,8 @@ class TSDB:
         else:
             first, last = window(start, end)
             span = lambda rollup: rollup.buckets(first, last)  # noqa: E731
-        return maintenance.delete_plan(
-            self.names, names, keys, self.rollups, span, envs, self.vnodes
+        return one_round(
+            maintenance.drop_queue(self.names, names, keys, self.rollups, span, envs, self.vnodes)
         )
 
     def plan_merge(
