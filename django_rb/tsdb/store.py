@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import arguments, counters, distinct, frequency, maintenance
@@ -25,7 +25,7 @@ from .rollups import (
     to_epoch,
     window,
 )
-from .rounds import Plan, finished, one_round, run
+from .rounds import Plan, arun, finished, one_round, run
 
 #: Members kept per frequency sorted set (per series, bucket and environment).
 DEFAULT_FREQUENCY_CAPACITY = 1000
@@ -44,6 +44,19 @@ def runs(plan_method: Callable[Concatenate[TSDB, P], Plan[R]]) -> Callable[Conca
         return self.run(plan_method(self, *args, **kwargs))
 
     method.__name__ = method.__qualname__ = plan_method.__name__.removeprefix("plan_")
+    return method
+
+
+def aruns(
+    plan_method: Callable[Concatenate[TSDB, P], Plan[R]],
+) -> Callable[Concatenate[TSDB, P], Coroutine[Any, Any, R]]:
+    """The async twin of a ``plan_*`` method: the same plan, awaited on the asyncio engine."""
+
+    @functools.wraps(plan_method)
+    async def method(self: TSDB, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self.arun(plan_method(self, *args, **kwargs))
+
+    method.__name__ = method.__qualname__ = "a" + plan_method.__name__.removeprefix("plan_")
     return method
 
 
@@ -87,9 +100,13 @@ class TSDB:
             return get_cluster(self._cluster or "default")
         return self._cluster
 
-    def run(self, plan: Plan[Any]) -> Any:
+    def run(self, plan: Plan[R]) -> R:
         """Run a plan built by a ``plan_*`` method on the sync engine."""
         return run(self.cluster, plan, self.timeout)
+
+    async def arun(self, plan: Plan[R]) -> R:
+        """Run a plan built by a ``plan_*`` method on the asyncio engine."""
+        return await arun(self.cluster, plan, self.timeout)
 
     # -- time and rollups ----------------------------------------------------------------------
 
@@ -392,6 +409,24 @@ class TSDB:
     get_frequency_totals = runs(plan_get_frequency_totals)
     delete = runs(plan_delete)
     merge = runs(plan_merge)
+
+    # the async twins: the same plans on `async with cluster.afanout()` blocks
+    aincr = aruns(plan_incr)
+    aincr_multi = aruns(plan_incr_multi)
+    aget_range = aruns(plan_get_range)
+    aget_sums = aruns(plan_get_sums)
+    arecord = aruns(plan_record)
+    arecord_multi = aruns(plan_record_multi)
+    aget_distinct_counts_series = aruns(plan_get_distinct_counts_series)
+    aget_distinct_counts_totals = aruns(plan_get_distinct_counts_totals)
+    aget_distinct_counts_union = aruns(plan_get_distinct_counts_union)
+    arecord_frequency_multi = aruns(plan_record_frequency_multi)
+    aget_most_frequent = aruns(plan_get_most_frequent)
+    aget_most_frequent_series = aruns(plan_get_most_frequent_series)
+    aget_frequency_series = aruns(plan_get_frequency_series)
+    aget_frequency_totals = aruns(plan_get_frequency_totals)
+    adelete = aruns(plan_delete)
+    amerge = aruns(plan_merge)
 
 
 def _positive(value: Any, what: str) -> int:
