@@ -13,11 +13,13 @@ most once per ``log_interval`` seconds per node. Every other error is raised.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
+import redis
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -61,11 +63,12 @@ class KeyPlan:
     """One cache operation on one key: the command(s) to run on its node, and how to read
     the reply. The sync and async methods share it; only the engine call differs."""
 
-    __slots__ = ("key", "default", "call", "read", "on_default")
+    __slots__ = ("key", "default", "call", "read", "on_default", "on_refusal")
 
     def __init__(self, key: str, default: Any, call: Callable[[Any], Any],
-                 read: Callable[[Any], Any],
-                 on_default: Callable[[Any], Any] | None = None) -> None:  # fmt: skip
+                 read: Callable[[Any], Any], on_default: Callable[[Any], Any] | None = None,
+                 on_refusal: Callable[[redis.ResponseError], BaseException] | None = None,
+                 ) -> None:  # fmt: skip
         self.key = key
         #: the result when the node is unavailable and IGNORE_EXCEPTIONS is on
         self.default = default
@@ -74,6 +77,8 @@ class KeyPlan:
         self.read = read
         #: applied to ``default`` instead of returning it as is (e.g. to raise)
         self.on_default = on_default
+        #: the exception to raise for the node's error reply (the reply's own by default)
+        self.on_refusal = on_refusal
 
 
 class RoundPlan:
@@ -89,6 +94,17 @@ class RoundPlan:
         self.read = read
         self.mode = mode
         self.options = options
+
+
+class NotAnInteger(redis.ResponseError, ValueError):
+    """incr/decr on a value that is not an integer (or that the step would overflow).
+
+    A ResponseError like Django's RedisCache raises, and a ValueError like Django's other
+    backends; its text is Redis's own words, without the script's sha.
+    """
+
+
+_SCRIPT_TAIL = re.compile(r"\s*script: [0-9a-f]{40}, on @user_script:\d+\.?$")
 
 
 class UnreadableValue(ValueError):
@@ -196,6 +212,8 @@ class RBCacheClient:
             reply = plan.call(self.cluster.get_local_client_for_key(plan.key))
         except NODE_ERRORS as exc:
             return self._key_node_failed(plan, exc)
+        except redis.ResponseError as exc:
+            _refused(plan, exc)
         return plan.read(reply)
 
     async def _arun_key(self, plan: KeyPlan) -> Any:
@@ -204,6 +222,8 @@ class RBCacheClient:
             reply = await plan.call(self.cluster.get_async_local_client_for_key(plan.key))
         except NODE_ERRORS as exc:
             return self._key_node_failed(plan, exc)
+        except redis.ResponseError as exc:
+            _refused(plan, exc)
         return plan.read(reply)
 
     def _key_node_failed(self, plan: KeyPlan, exc: BaseException) -> Any:
@@ -298,7 +318,13 @@ class RBCacheClient:
         def call(client: Any) -> Any:
             return INCR_IF_EXISTS(keys=[key], args=[delta], client=client)
 
-        return KeyPlan(key, None, call, read, on_default=read)
+        def refusal(exc: redis.ResponseError) -> BaseException:
+            words = _SCRIPT_TAIL.sub("", str(exc))
+            if "integer" not in words and "overflow" not in words:
+                return exc  # another refusal (out of memory, ...): Redis's words as they are
+            return NotAnInteger(f"Cannot incr or decr key '{name or key}' by {delta}: {words}.")
+
+        return KeyPlan(key, None, call, read, on_default=read, on_refusal=refusal)
 
     def ttl_plan(self, key: str) -> KeyPlan:
         """django-redis's answer: seconds left, None for no expiry, 0 for a missing key."""
@@ -515,6 +541,14 @@ class RBCacheClient:
 
         self._run(RoundPlan(queue, promises.values, lambda: None, "fanout", hosts=list(cursors)))
         return promises
+
+
+def _refused(plan: KeyPlan, exc: redis.ResponseError) -> NoReturn:
+    """Raise what the plan makes of the node's error reply."""
+    error = plan.on_refusal(exc) if plan.on_refusal is not None else exc
+    if error is exc:
+        raise exc
+    raise error from None
 
 
 async def _abuild(build: Callable[..., Any], *args: Any) -> Any:
