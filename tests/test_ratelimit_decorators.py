@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -382,3 +383,18 @@ def test_one_dead_node_keeps_the_other_limits(rl: Any, rb_nodes: list[Any]) -> N
     rb_nodes[3].stop()
     response = view(get())  # the live nodes' limits still block
     assert response.status_code == 429
+
+
+def test_a_stalled_node_never_hangs_the_view(rl: Any, rb_nodes: list[Any]) -> None:
+    rl.RB_RATELIMIT = {"TIMEOUT": 0.3}
+    view = ratelimit(rate="100/m", group="stalled")(ok)
+    assert view(get()).status_code == 200  # connected
+    for node in rb_nodes:
+        node.pause()
+    try:
+        started = time.monotonic()
+        assert view(get()).status_code == 200  # FAIL_OPEN
+        assert time.monotonic() - started < 2.0
+    finally:
+        for node in rb_nodes:
+            node.resume()

@@ -1,5 +1,12 @@
 """The cluster core: rb's public API over redis-py, without threads. No Django in here."""
 
+from .aclients import (
+    AMapManager,
+    AsyncFanoutClient,
+    AsyncLocalClient,
+    AsyncMappingClient,
+    AsyncRoutingClient,
+)
 from .clients import FanoutClient, LocalClient, MappingClient, RoutingClient
 from .cluster import Cluster
 from .errors import (
@@ -20,6 +27,11 @@ from .router import BaseRouter, ConsistentHashingRouter, PartitionRouter
 from .scripts import ClusterScript
 
 __all__ = [
+    "AMapManager",
+    "AsyncFanoutClient",
+    "AsyncLocalClient",
+    "AsyncMappingClient",
+    "AsyncRoutingClient",
     "BadHostId",
     "BadHostSetup",
     "BaseRouter",

@@ -10,14 +10,18 @@ from __future__ import annotations
 import importlib.resources
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django_rb.cluster.promise import Promise
+from django_rb.cluster.scripts import ClusterScript
 
 from .rates import BadRate, Rate, check_cost, parse_rate
 
-#: The bucket script; one EVAL per node per round (EVALSHA once the core sends that).
+#: The bucket script: one EVALSHA per node per round (EVAL with the body where not loaded).
 BUCKET_LUA = importlib.resources.files(__package__).joinpath("bucket.lua").read_text()
+
+#: Made once (given as bytes it needs no client's encoder); each call names its client.
+_BUCKET = ClusterScript(cast(Any, None), BUCKET_LUA.encode())
 
 _US = 1_000_000
 
@@ -115,7 +119,6 @@ def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: fl
 
 def queue(work: Plan, client: Any, prefix: str) -> dict[int, Promise]:
     """One bucket script call per node on a map() client; promises by host id."""
-    script = client.register_script(BUCKET_LUA)
     promises = {}
     mode = "1" if work.spend else "0"
     for host_id, indexes in work.by_host.items():
@@ -127,7 +130,7 @@ def queue(work: Plan, client: Any, prefix: str) -> dict[int, Promise]:
             assert rate is not None
             keys.append(f"{prefix}:{limit.key}")
             argv += [f"{rate.interval * _US:.3f}", rate.burst, limit.cost]
-        promises[host_id] = script(keys=keys, args=argv)
+        promises[host_id] = _BUCKET(keys, argv, client=client)
     return promises
 
 
