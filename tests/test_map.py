@@ -11,6 +11,7 @@ from redis.commands.core import Script
 from django_rb.cluster import (
     Cluster,
     ConsistentHashingRouter,
+    MappingClient,
     Promise,
     UnroutableCommand,
 )
@@ -756,3 +757,18 @@ def test_direct_methods_refuse_what_redis_py_refuses(rb_cluster):
     with rb_cluster.all() as client:  # broadcast, not routed, in a fanout
         counts = client.incrby("everywhere", 3)
     assert counts.value == dict.fromkeys(rb_cluster.hosts, 3)
+
+
+def test_a_client_that_routes_its_own_way_gets_the_direct_methods_through_it(rb_cluster):
+    seen = []
+
+    class Recording(MappingClient):
+        def execute_command(self, *args, **options):
+            seen.append(args[0])
+            return super().execute_command(*args, **options)
+
+    client = Recording(rb_cluster)
+    promises = [client.hget("h", "f"), client.incrby("n", 2), client.evalsha(COUNT_SHA, 1, "e", 1)]
+    client.cancel()
+    assert seen == ["HGET", "INCRBY", "EVALSHA"]
+    assert all(p.is_pending for p in promises)

@@ -193,11 +193,17 @@ class CommandBuffer:
                 else:
                     promise.resolve(reply)
                 return None
+            if type(reply) is ReplyError and self.take_over(reply, entry, True):
+                return None
             return _settle_one(codec, promise, entry[0], entry[2], reply)
         promises = entry.promises
         if len(promises) == 1:  # sent as the plain command
+            if type(reply) is ReplyError and self.take_over(reply, entry, True):
+                return None
             return _settle_one(codec, promises[0], _SINGLE_NAMES[entry.kind], None, reply)
         if isinstance(reply, ReplyError):
+            if self.take_over(reply, entry, True):
+                return None
             error = error_from_reply(reply)
             reject_each(promises, error)
             return error
@@ -213,13 +219,24 @@ class CommandBuffer:
 
     def fail(self, error: BaseException) -> None:
         """Reject every promise still owed a reply or still queued (the host failed)."""
-        owed: list[Promise] = []
-        for entry in (*self._waiting[self._next :], *self.queue):
-            owed.extend(entry.promises if type(entry) is Run else [entry[3]])
+        sent = [(entry, True) for entry in self._waiting[self._next :]]
+        unsent = [(entry, False) for entry in self.queue]
         self._waiting = []
         self._next = 0
         self.queue, self.tail_run = [], None
+        owed: list[Promise] = []
+        for entry, was_sent in sent + unsent:
+            if not self.take_over(error, entry, was_sent):
+                owed.extend(entry.promises if type(entry) is Run else [entry[3]])
         reject_each(owed, error)
+
+    def take_over(self, error: BaseException, entry: Any, sent: bool) -> bool:
+        """Hook for subclasses that re-send failed commands elsewhere (Redis Cluster redirects
+        and failover): called with an error reply (a ``ReplyError``) or a host's failure, before
+        the promises of ``entry`` (a queued ``(NAME, words, options, promise)`` tuple or a
+        ``Run``) are rejected; ``sent`` says whether it may have reached the server. Returning
+        True takes the command over: the buffer then leaves its promises alone."""
+        return False
 
 
 def _run_words(run: Run) -> list[bytes]:

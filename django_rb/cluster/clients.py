@@ -125,6 +125,10 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
         ) in ("utf-8", "utf8")
         #: route on the encoded key when the router allows it (one encode serves both)
         self._route_bytes = router.get_host_for_encoded_key if self._plain_utf8 else None
+        #: the direct methods' routing; None where a subclass routes commands its own way
+        #: (e.g. by slot and replica on a Redis Cluster), which they then go through
+        own_routing = type(self).execute_command is MappingClient.execute_command
+        self._route_direct = self._route_bytes if own_routing else None
         self._max_concurrency = max_concurrency
         self.auto_batch = auto_batch
         self.timeout = timeout
@@ -173,7 +177,7 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
 
     def _keyed(self, name: str, head: bytes, key: Any, rest: tuple[Any, ...]) -> Promise:
         """The direct methods' path: ``head key *rest`` on the key's host, routed on its bytes."""
-        route = self._route_bytes
+        route = self._route_direct
         kind = type(key)
         if route is None or (kind is not str and kind is not bytes):
             return self.execute_command(name, key, *rest)
@@ -191,7 +195,7 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
 
     def _evalsha1(self, sha: Any, key: Any, args: tuple[Any, ...]) -> Promise:
         """EVALSHA of a one-key script on the key's host."""
-        route = self._route_bytes
+        route = self._route_direct
         kind = type(key)
         if route is None or (kind is not str and kind is not bytes):
             return self.execute_command("EVALSHA", sha, 1, key, *args)
@@ -438,6 +442,10 @@ class MapManager:
 class RoutingClient(_ClusterClient, Redis):
     """Immediate results, each command sent to the host its key lives on (thread safe)."""
 
+    #: what ``get_mapping_client()`` / ``get_fanout_client()`` build (RedisCluster swaps them)
+    mapping_client_class: type[MappingClient] = MappingClient
+    fanout_client_class: type[FanoutClient] = FanoutClient
+
     def __init__(self, cluster: Cluster, auto_batch: bool = True) -> None:
         self._setup(cluster)  # commands run on the hosts' local clients
         self.auto_batch = auto_batch
@@ -463,14 +471,14 @@ class RoutingClient(_ClusterClient, Redis):
     ) -> MappingClient:
         """A promise-returning client; prefer ``map()``, which joins for you."""
         batch = self.auto_batch if auto_batch is None else auto_batch
-        return MappingClient(self._cluster, max_concurrency, batch)
+        return self.mapping_client_class(self._cluster, max_concurrency, batch)
 
     def get_fanout_client(
         self, hosts: Any, max_concurrency: int = 64, auto_batch: bool | None = None
     ) -> FanoutClient:
         """A broadcasting client; prefer ``fanout()``, which joins for you."""
         batch = self.auto_batch if auto_batch is None else auto_batch
-        return FanoutClient(self._cluster, hosts, max_concurrency, batch)
+        return self.fanout_client_class(self._cluster, hosts, max_concurrency, batch)
 
     def map(
         self,
