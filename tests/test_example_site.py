@@ -183,6 +183,56 @@ def test_cluster_page_shows_a_dead_node_and_the_others(
     assert states == ["up", "up", "down", "up"]
 
 
+def test_a_dead_node_is_a_503_never_a_500(example_site: Any, rb_nodes: list[Any]) -> None:
+    client = Client()
+    ids = list(Project.objects.values_list("pk", flat=True))
+    for pid in ids:
+        assert post(client, pid, EVENT).status_code == 202
+    rb_nodes[1].stop()
+    answers = [post(client, pid, {**EVENT, "user": f"u{i}"}) for i in range(20) for pid in ids]
+    assert {a.status_code for a in answers} <= {202, 503}
+    refused = [a for a in answers if a.status_code == 503]
+    assert refused, "some of the writes need the stopped node"
+    assert refused[0].json()["error"].startswith("storage unavailable")
+    assert refused[0]["Retry-After"] == "5"
+    pages = [client.get("/"), *(client.get(f"/projects/{pid}/") for pid in ids)]
+    for page in pages:
+        assert page.status_code in (200, 503)
+        if page.status_code == 503:
+            assert 'id="unavailable"' in page.content.decode()
+    assert client.get("/cluster/").status_code == 200
+    rb_nodes[1].start()
+    assert client.get("/").status_code == 200  # back once the node is
+
+
+def test_simulate_traffic_over_http(
+    live_server: Any, transactional_db: Any, example_site: Any
+) -> None:
+    out = StringIO()
+    call_command(
+        "simulate_traffic",
+        "--projects",
+        "1",
+        "--rate",
+        "40",
+        "--duration",
+        "1",
+        "--url",
+        live_server.url,
+        "--quiet",
+        stdout=out,
+    )
+    total, accepted, limited = map(
+        int,
+        re.search(
+            r"(\d+) events to 1 projects: (\d+) accepted, (\d+) limited", out.getvalue()
+        ).groups(),
+    )
+    assert total >= 10 and accepted == total and limited == 0
+    page = Client().get(f"/projects/{first_project()}/").content.decode()
+    assert figure(page, "accepted") == accepted
+
+
 def test_simulate_traffic_posts_through_the_views(example_site: Any) -> None:
     out = StringIO()
     call_command(
