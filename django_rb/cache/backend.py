@@ -20,7 +20,7 @@ from __future__ import annotations
 import atexit
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -35,6 +35,7 @@ from django.utils.functional import cached_property
 
 from .client import RBCacheClient
 from .conf import DEFAULT_SCAN_COUNT, CacheSettings, first_error_text, read_cache_settings
+from .structures import StructuresMixin, async_twin
 
 _GLOB_SPECIAL = re.compile(r"([*?[\]\\])")
 
@@ -66,7 +67,7 @@ def default_reverse_key(key: str) -> str:
     return key.split(":", 2)[2]
 
 
-class RBCache(BaseCache):
+class RBCache(StructuresMixin, BaseCache):
     """Django cache backend sharding keys over many Redis nodes through django_rb's core."""
 
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
@@ -180,11 +181,20 @@ class RBCache(BaseCache):
         key = self.make_and_validate_key(key, version=version)
         return self._cache.get(key, default)
 
-    def set(
-        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
-    ) -> bool:  # type: ignore[override]
-        """Store the value; returns False only when its node was unavailable (IGNORE_EXCEPTIONS)."""
+    def set(  # type: ignore[override]
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None,
+        nx: bool = False, xx: bool = False,
+    ) -> bool:  # fmt: skip
+        """Store the value; False only when its node was unavailable (IGNORE_EXCEPTIONS).
+
+        django-redis's ``nx=True`` stores only a new key and ``xx=True`` only an existing
+        one; both then say whether they stored it.
+        """
         key = self.make_and_validate_key(key, version=version)
+        if nx:
+            return self._cache.add(key, value, self.get_backend_timeout(timeout))
+        if xx:
+            return self._cache.replace(key, value, self.get_backend_timeout(timeout))
         return self._cache.set(key, value, self.get_backend_timeout(timeout))
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
@@ -199,11 +209,14 @@ class RBCache(BaseCache):
         key = self.make_and_validate_key(key, version=version)
         return self._cache.has_key(key)
 
-    def incr(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        """Atomic on the key's node. ValueError if the key is missing; redis's ResponseError
-        if its value is not an integer (as with Django's RedisCache)."""
+    def incr(
+        self, key: Any, delta: int = 1, version: Any = None, ignore_key_check: bool = False
+    ) -> int:
+        """Atomic on the key's node. ValueError if the key is missing (unless
+        ``ignore_key_check``, django-redis's: then a missing key starts from 0);
+        ``NotAnInteger`` (a redis ResponseError and a ValueError) for a non-integer value."""
         made = self.make_and_validate_key(key, version=version)
-        return self._cache.incr(made, delta, name=key)
+        return self._cache.incr(made, delta, name=key, must_exist=not ignore_key_check)
 
     def get_many(self, keys: Iterable[Any], version: Any = None) -> dict[Any, Any]:
         """One parallel round over the nodes the keys live on."""
@@ -258,6 +271,29 @@ class RBCache(BaseCache):
     def persist(self, key: Any, version: Any = None) -> bool:
         """Remove the key's timeout; True if it had one (Redis PERSIST)."""
         return self._cache.persist(self.make_and_validate_key(key, version=version))
+
+    def pexpire(self, key: Any, timeout: Any, version: Any = None) -> bool:
+        """A new timeout in milliseconds; True if the key exists (django-redis's)."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        key = self.make_and_validate_key(key, version=version)
+        return bool(self._cache.on_key(key, False, "pexpire", int(timeout)))
+
+    def expire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        """Expire at ``when``: a datetime or a unix time in seconds; True if the key exists."""
+        key = self.make_and_validate_key(key, version=version)
+        return bool(self._cache.on_key(key, False, "expireat", when))
+
+    def pexpire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        """Expire at ``when``: a datetime or a unix time in milliseconds."""
+        key = self.make_and_validate_key(key, version=version)
+        return bool(self._cache.on_key(key, False, "pexpireat", when))
+
+    def get_client(self, key: Any, version: Any = None) -> Any:
+        """A redis-py client on the node that holds this cache key (django-redis's
+        ``get_redis_connection``, for one node): raw commands, your own encoding."""
+        made = self.make_and_validate_key(key, version=version)
+        return self.cluster.get_local_client_for_key(made)
 
     def make_pattern(self, pattern: str, version: Any = None) -> str:
         """A SCAN pattern over this cache's keys: prefix and version match only themselves."""
@@ -334,8 +370,12 @@ class RBCache(BaseCache):
     async def ahas_key(self, key: Any, version: Any = None) -> bool:
         return await sync_to_async(self.has_key, thread_sensitive=True)(key, version)
 
-    async def aincr(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.incr, thread_sensitive=True)(key, delta, version)
+    async def aincr(
+        self, key: Any, delta: int = 1, version: Any = None, ignore_key_check: bool = False
+    ) -> int:
+        return await sync_to_async(self.incr, thread_sensitive=True)(
+            key, delta, version, ignore_key_check
+        )
 
     async def adecr(self, key: Any, delta: int = 1, version: Any = None) -> int:
         return await sync_to_async(self.decr, thread_sensitive=True)(key, delta, version)
@@ -345,3 +385,21 @@ class RBCache(BaseCache):
 
     async def adecr_version(self, key: Any, delta: int = 1, version: Any = None) -> int:
         return await sync_to_async(self.decr_version, thread_sensitive=True)(key, delta, version)
+
+    async def aiter_keys(
+        self, pattern: str, version: Any = None, itersize: int | None = None
+    ) -> AsyncIterator[str]:
+        """Async ``iter_keys``: the keys are listed in one worker-thread hop, then yielded."""
+        for key in await self.akeys(pattern, version=version):
+            yield key
+
+    aset = async_twin("set")  # with nx= / xx=
+    attl = async_twin("ttl")
+    apttl = async_twin("pttl")
+    aexpire = async_twin("expire")
+    apexpire = async_twin("pexpire")
+    aexpire_at = async_twin("expire_at")
+    apexpire_at = async_twin("pexpire_at")
+    apersist = async_twin("persist")
+    akeys = async_twin("keys")
+    adelete_pattern = async_twin("delete_pattern")

@@ -105,10 +105,14 @@ class RBCacheClient:
         """Integers as they are (INCR must see digits); anything else tagged and serialized."""
         if type(value) is int:  # not bool, not IntEnum: those must come back as themselves
             return value
+        return self.encode_member(value)
+
+    def encode_member(self, value: Any) -> bytes:
+        """Always serialized, even an int (django-redis's sorted-set members are)."""
         data = self.serializer.dumps(value)
         if self.compressor is not None and len(data) > self.compress_min_length:
             packed = self.compressor.compress(data)
-            if len(packed) < len(data):  # a compressor may hand back its input unchanged
+            if len(packed) < len(data):
                 return COMPRESSED + packed
         return PLAIN + data
 
@@ -171,6 +175,18 @@ class RBCacheClient:
             self._ignore(exc, host_id)
             return default
 
+    def on_key(self, key: str, default: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One redis-py command ``method`` on ``key``'s node (key first); ``default`` when
+        that node is unavailable and ignored."""
+        return self._on_key_node(
+            key, default, lambda client: getattr(client, method)(key, *args, **kwargs)
+        )
+
+    def hosts_of(self, keys: Iterable[str]) -> list[int]:
+        """The node each key routes to."""
+        route = self.cluster.get_router().get_host_for_key
+        return [route(key) for key in keys]
+
     def _round(self, queue: Callable[[Any], None], promises: Iterable[Any], mode: str = "map",
                **kwargs: Any) -> None:  # fmt: skip
         """One parallel round: ``queue(c)`` adds commands; afterwards check their promises.
@@ -217,6 +233,16 @@ class RBCacheClient:
             key, False, lambda client: bool(client.set(key, data, px=px, nx=True))
         )
 
+    def replace(self, key: str, value: Any, timeout: float | None) -> bool:
+        """SET XX: store only over an existing key; True if it was stored."""
+        data = self.encode(value)
+        px = to_milliseconds(timeout)
+        if px is not None and px <= 0:
+            return self._on_key_node(key, False, lambda client: bool(client.delete(key)))
+        return self._on_key_node(
+            key, False, lambda client: bool(client.set(key, data, px=px, xx=True))
+        )
+
     def touch(self, key: str, timeout: float | None) -> bool:
         """New expiry (None = never); True if the key exists."""
         if timeout is None:
@@ -238,12 +264,19 @@ class RBCacheClient:
     def has_key(self, key: str) -> bool:
         return self._on_key_node(key, False, lambda client: bool(client.exists(key)))
 
-    def incr(self, key: str, delta: int, name: str = "") -> int:
-        """Atomic INCRBY of an existing key on its node; ValueError if missing (or unreachable)."""
+    def incr(self, key: str, delta: int, name: str = "", must_exist: bool = True) -> int:
+        """Atomic INCRBY of an existing key on its node; ValueError if missing (or unreachable).
+
+        ``must_exist=False``: a plain INCRBY, which starts a missing key from 0.
+        """
+
+        def step(client: Any) -> Any:
+            if must_exist:
+                return INCR_IF_EXISTS(keys=[key], args=[delta], client=client)
+            return client.incrby(key, delta)
+
         try:
-            value = self._on_key_node(
-                key, None, lambda client: INCR_IF_EXISTS(keys=[key], args=[delta], client=client)
-            )
+            value = self._on_key_node(key, None, step)
         except redis.ResponseError as exc:
             words = _SCRIPT_TAIL.sub("", str(exc))
             if "integer" not in words and "overflow" not in words:
