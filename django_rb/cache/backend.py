@@ -33,9 +33,9 @@ from django.core.cache.backends.base import (
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import cached_property
 
-from .client import RBCacheClient
+from .client import KeyPlan, RBCacheClient, abuild
 from .conf import DEFAULT_SCAN_COUNT, CacheSettings, first_error_text, read_cache_settings
-from .structures import StructuresMixin, async_twin
+from .structures import StructuresMixin
 
 _GLOB_SPECIAL = re.compile(r"([*?[\]\\])")
 
@@ -187,15 +187,17 @@ class RBCache(StructuresMixin, BaseCache):
     ) -> bool:  # fmt: skip
         """Store the value; False only when its node was unavailable (IGNORE_EXCEPTIONS).
 
-        django-redis's ``nx=True`` stores only a new key and ``xx=True`` only an existing
-        one; both then say whether they stored it.
+        django-redis's ``nx=True`` stores only a new key and ``xx=True`` only over an
+        existing one; both then say whether they stored it.
         """
         key = self.make_and_validate_key(key, version=version)
-        if nx:
-            return self._cache.add(key, value, self.get_backend_timeout(timeout))
-        if xx:
-            return self._cache.replace(key, value, self.get_backend_timeout(timeout))
+        if nx or xx:
+            return self._cache.run_key(self._conditional_set_plan(key, value, timeout, nx))
         return self._cache.set(key, value, self.get_backend_timeout(timeout))
+
+    def _conditional_set_plan(self, key: str, value: Any, timeout: Any, nx: bool) -> KeyPlan:
+        build = self._cache.add_plan if nx else self._cache.replace_plan
+        return build(key, value, self.get_backend_timeout(timeout))
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
         key = self.make_and_validate_key(key, version=version)
@@ -272,22 +274,25 @@ class RBCache(StructuresMixin, BaseCache):
         """Remove the key's timeout; True if it had one (Redis PERSIST)."""
         return self._cache.persist(self.make_and_validate_key(key, version=version))
 
+    def _pexpire_plan(self, key: Any, timeout: Any, version: Any) -> KeyPlan:
+        if timeout is DEFAULT_TIMEOUT:  # as django-redis: the default timeout, read as ms
+            timeout = self.default_timeout
+        made = self.make_and_validate_key(key, version=version)
+        return self._cache.pexpire_plan(made, int(timeout))
+
     def pexpire(self, key: Any, timeout: Any, version: Any = None) -> bool:
         """A new timeout in milliseconds; True if the key exists (django-redis's)."""
-        if timeout is DEFAULT_TIMEOUT:
-            timeout = self.default_timeout
-        key = self.make_and_validate_key(key, version=version)
-        return bool(self._cache.on_key(key, False, "pexpire", int(timeout)))
+        return self._cache.run_key(self._pexpire_plan(key, timeout, version))
 
     def expire_at(self, key: Any, when: Any, version: Any = None) -> bool:
         """Expire at ``when``: a datetime or a unix time in seconds; True if the key exists."""
-        key = self.make_and_validate_key(key, version=version)
-        return bool(self._cache.on_key(key, False, "expireat", when))
+        made = self.make_and_validate_key(key, version=version)
+        return self._cache.run_key(self._cache.expire_at_plan(made, when))
 
     def pexpire_at(self, key: Any, when: Any, version: Any = None) -> bool:
         """Expire at ``when``: a datetime or a unix time in milliseconds."""
-        key = self.make_and_validate_key(key, version=version)
-        return bool(self._cache.on_key(key, False, "pexpireat", when))
+        made = self.make_and_validate_key(key, version=version)
+        return self._cache.run_key(self._cache.expire_at_plan(made, when, milliseconds=True))
 
     def get_client(self, key: Any, version: Any = None) -> Any:
         """A redis-py client on the node that holds this cache key (django-redis's
@@ -347,44 +352,105 @@ class RBCache(StructuresMixin, BaseCache):
             thread_local=thread_local,
         )
 
-    # -- async: one thread hop per call (BaseCache makes one per key for the *_many calls) ---
+    # -- async: natively on the asyncio engine, no thread hop; the same plans as the sync
+    # methods (django_rb.cache.client), only the engine call differs. Django's BaseCache
+    # builds aget_or_set, adecr, aincr_version and adecr_version from these.
 
-    async def aget_many(self, keys: Iterable[Any], version: Any = None) -> dict[Any, Any]:
-        return await sync_to_async(self.get_many, thread_sensitive=True)(keys, version)
+    async def aadd(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.aadd(key, value, self.get_backend_timeout(timeout))
 
-    async def aset_many(
-        self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None
-    ) -> list[Any]:
-        return await sync_to_async(self.set_many, thread_sensitive=True)(data, timeout, version)
+    async def aget(self, key: Any, default: Any = None, version: Any = None) -> Any:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.aget(key, default)
 
-    async def adelete_many(self, keys: Iterable[Any], version: Any = None) -> None:
-        return await sync_to_async(self.delete_many, thread_sensitive=True)(keys, version)
+    async def aset(  # type: ignore[override]
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None,
+        nx: bool = False, xx: bool = False,
+    ) -> bool:  # fmt: skip
+        key = self.make_and_validate_key(key, version=version)
+        if nx or xx:
+            plan = await abuild(self._conditional_set_plan, key, value, timeout, nx)
+            return await self._cache.arun_key(plan)
+        return await self._cache.aset(key, value, self.get_backend_timeout(timeout))
 
-    async def aget_or_set(
-        self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
-    ) -> Any:
-        return await sync_to_async(self.get_or_set, thread_sensitive=True)(
-            key, default, timeout, version
-        )
+    async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.atouch(key, self.get_backend_timeout(timeout))
+
+    async def adelete(self, key: Any, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.adelete(key)
 
     async def ahas_key(self, key: Any, version: Any = None) -> bool:
-        return await sync_to_async(self.has_key, thread_sensitive=True)(key, version)
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.ahas_key(key)
 
     async def aincr(
         self, key: Any, delta: int = 1, version: Any = None, ignore_key_check: bool = False
     ) -> int:
-        return await sync_to_async(self.incr, thread_sensitive=True)(
-            key, delta, version, ignore_key_check
-        )
+        made = self.make_and_validate_key(key, version=version)
+        return await self._cache.aincr(made, delta, name=key, must_exist=not ignore_key_check)
 
-    async def adecr(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.decr, thread_sensitive=True)(key, delta, version)
+    async def aget_many(self, keys: Iterable[Any], version: Any = None) -> dict[Any, Any]:
+        """One parallel round, awaited (Django's BaseCache would await one aget per key)."""
+        key_map = self.make_and_validate_keys(keys, version=version)
+        if not key_map:
+            return {}
+        found = await self._cache.aget_many(key_map)
+        return {key_map[made]: value for made, value in found.items()}
 
-    async def aincr_version(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.incr_version, thread_sensitive=True)(key, delta, version)
+    async def aset_many(
+        self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> list[Any]:
+        if not data:
+            return []
+        key_map = self.make_and_validate_keys(data, version=version)
+        safe_data = {made: data[key] for made, key in key_map.items()}
+        failed = await self._cache.aset_many(safe_data, self.get_backend_timeout(timeout))
+        return [key_map[made] for made in failed]
 
-    async def adecr_version(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.decr_version, thread_sensitive=True)(key, delta, version)
+    async def adelete_many(self, keys: Iterable[Any], version: Any = None) -> None:
+        made = self.make_and_validate_keys(keys, version=version)
+        if made:
+            await self._cache.adelete_many(made)
+
+    async def aclear(self) -> bool:
+        return await self._cache.aclear()
+
+    async def attl(self, key: Any, version: Any = None) -> int | None:
+        return await self._cache.attl(self.make_and_validate_key(key, version=version))
+
+    async def apttl(self, key: Any, version: Any = None) -> int | None:
+        return await self._cache.apttl(self.make_and_validate_key(key, version=version))
+
+    async def aexpire(self, key: Any, timeout: Any, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        timeout = self.get_backend_timeout(timeout)
+        if timeout is None:
+            return await self._cache.atouch(key, None)
+        return await self._cache.aexpire(key, timeout)
+
+    async def apersist(self, key: Any, version: Any = None) -> bool:
+        return await self._cache.apersist(self.make_and_validate_key(key, version=version))
+
+    async def apexpire(self, key: Any, timeout: Any, version: Any = None) -> bool:
+        return await self._cache.arun_key(self._pexpire_plan(key, timeout, version))
+
+    async def aexpire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        made = self.make_and_validate_key(key, version=version)
+        return await self._cache.arun_key(self._cache.expire_at_plan(made, when))
+
+    async def apexpire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        made = self.make_and_validate_key(key, version=version)
+        return await self._cache.arun_key(self._cache.expire_at_plan(made, when, milliseconds=True))
+
+    # SCAN-based calls walk the nodes step by step; for now each runs in a worker thread.
+
+    async def akeys(self, pattern: str, version: Any = None) -> list[str]:
+        return await sync_to_async(self.keys, thread_sensitive=True)(pattern, version)
 
     async def aiter_keys(
         self, pattern: str, version: Any = None, itersize: int | None = None
@@ -393,13 +459,9 @@ class RBCache(StructuresMixin, BaseCache):
         for key in await self.akeys(pattern, version=version):
             yield key
 
-    aset = async_twin("set")  # with nx= / xx=
-    attl = async_twin("ttl")
-    apttl = async_twin("pttl")
-    aexpire = async_twin("expire")
-    apexpire = async_twin("pexpire")
-    aexpire_at = async_twin("expire_at")
-    apexpire_at = async_twin("pexpire_at")
-    apersist = async_twin("persist")
-    akeys = async_twin("keys")
-    adelete_pattern = async_twin("delete_pattern")
+    async def adelete_pattern(
+        self, pattern: str, version: Any = None, itersize: int | None = None
+    ) -> int:
+        return await sync_to_async(self.delete_pattern, thread_sensitive=True)(
+            pattern, version, itersize
+        )

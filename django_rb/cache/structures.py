@@ -10,10 +10,11 @@ need every key on one node, since a node cannot read another's sets; otherwise t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
+from .client import KeyPlan
 
 if TYPE_CHECKING:
     from .client import RBCacheClient
@@ -23,19 +24,31 @@ class KeysOnSeveralNodes(ValueError):
     """A command over several keys whose keys live on different nodes."""
 
 
-def async_twin(name: str) -> Callable[..., Any]:
-    """``a<name>``: the sync method run in a worker thread, as Django's BaseCache does.
+def run_plan(build: Callable[..., KeyPlan]) -> Callable[..., Any]:
+    """The operation built by ``build`` (the plan: command and reading), on the selector
+    engine. Its async twin (``arun_plan``) runs the very same plan on asyncio."""
 
-    One implementation per operation: the twin calls the very same method, so it builds the
-    same command and reads the reply the same way.
-    """
+    @functools.wraps(build)
+    def operation(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._cache.run_key(build(self, *args, **kwargs))
 
-    async def twin(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await sync_to_async(getattr(self, name), thread_sensitive=True)(*args, **kwargs)
+    operation.__name__ = operation.__qualname__ = build.__name__.removeprefix("_plan_")
+    return operation
 
-    twin.__name__ = twin.__qualname__ = f"a{name}"
-    twin.__doc__ = f"Async ``{name}`` (same arguments and answer)."
-    return twin
+
+def arun_plan(build: Callable[..., KeyPlan]) -> Callable[..., Any]:
+    """The async twin of ``run_plan(build)``: the same plan, awaited on the asyncio engine."""
+
+    @functools.wraps(build)
+    async def operation(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return await self._cache.arun_key(build(self, *args, **kwargs))
+
+    operation.__name__ = operation.__qualname__ = "a" + build.__name__.removeprefix("_plan_")
+    return operation
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 class StructuresMixin:
@@ -46,8 +59,12 @@ class StructuresMixin:
 
         def make_and_validate_key(self, key: Any, version: Any = None) -> str: ...
 
-    def _key(self, key: Any, version: Any) -> str:
-        return self.make_and_validate_key(key, version=version)
+    def _plan(self, key: Any, version: Any, default: Any, method: str, *args: Any,
+              read: Callable[[Any], Any] = _same, **kwargs: Any) -> KeyPlan:  # fmt: skip
+        """redis-py's ``method(made_key, *args, **kwargs)`` on the key's node, read by ``read``;
+        ``default`` when that node is unavailable and ignored."""
+        made = key if version is _MADE else self.make_and_validate_key(key, version=version)
+        return KeyPlan(made, default, lambda c: getattr(c, method)(made, *args, **kwargs), read)
 
     def _same_node(self, command: str, keys: list[str], names: list[Any]) -> None:
         """Refuse a multi-key command whose keys live on different nodes, naming them."""
@@ -66,76 +83,82 @@ class StructuresMixin:
         decode = self._cache.decode
         return [decode(value) for value in values]
 
+    def _decoded_set(self, values: Any) -> set[Any]:
+        return set(self._decode_all(values))
+
     # -- hashes ---------------------------------------------------------------------------
 
-    def hset(self, key: Any, field: Any = None, value: Any = None,
-             mapping: Mapping[Any, Any] | None = None, version: Any = None) -> int:  # fmt: skip
+    def _plan_hset(self, key: Any, field: Any = None, value: Any = None,
+                   mapping: Mapping[Any, Any] | None = None, version: Any = None) -> KeyPlan:  # fmt: skip
         """Set hash fields (values encoded like cache values); how many fields were added."""
         encode = self._cache.encode
-        return int(
-            self._cache.on_key(
-                self._key(key, version),
-                0,
-                "hset",
-                field,
-                encode(value) if value is not None else None,
-                {f: encode(v) for f, v in mapping.items()} if mapping else None,
-            )  # fmt: skip
-        )
+        encoded = encode(value) if value is not None else None
+        pairs = {f: encode(v) for f, v in mapping.items()} if mapping else None
+        return self._plan(key, version, 0, "hset", field, encoded, pairs, read=int)
 
-    def hdel(self, key: Any, field: Any, version: Any = None) -> int:
+    def _plan_hdel(self, key: Any, field: Any, version: Any = None) -> KeyPlan:
         """Remove a field; how many were removed."""
-        return int(self._cache.on_key(self._key(key, version), 0, "hdel", field))
+        return self._plan(key, version, 0, "hdel", field, read=int)
 
-    def hlen(self, key: Any, version: Any = None) -> int:
-        return int(self._cache.on_key(self._key(key, version), 0, "hlen"))
+    def _plan_hlen(self, key: Any, version: Any = None) -> KeyPlan:
+        """How many fields the hash has."""
+        return self._plan(key, version, 0, "hlen", read=int)
 
-    def hkeys(self, key: Any, version: Any = None) -> list[str]:
+    def _plan_hkeys(self, key: Any, version: Any = None) -> KeyPlan:
         """The field names, as text."""
-        fields = self._cache.on_key(self._key(key, version), [], "hkeys")
-        return [f.decode() if isinstance(f, bytes) else f for f in fields]
 
-    def hexists(self, key: Any, field: Any, version: Any = None) -> bool:
-        return bool(self._cache.on_key(self._key(key, version), False, "hexists", field))
+        def read(fields: Any) -> list[str]:
+            return [f.decode() if isinstance(f, bytes) else f for f in fields]
+
+        return self._plan(key, version, [], "hkeys", read=read)
+
+    def _plan_hexists(self, key: Any, field: Any, version: Any = None) -> KeyPlan:
+        """Whether the hash has the field."""
+        return self._plan(key, version, False, "hexists", field, read=bool)
 
     # -- sets -----------------------------------------------------------------------------
 
-    def sadd(self, key: Any, *values: Any, version: Any = None) -> int:
-        encode = self._cache.encode
-        members = [encode(value) for value in values]
-        return int(self._cache.on_key(self._key(key, version), 0, "sadd", *members))
+    def _plan_sadd(self, key: Any, *values: Any, version: Any = None) -> KeyPlan:
+        """Add members; how many were new."""
+        members = [self._cache.encode(value) for value in values]
+        return self._plan(key, version, 0, "sadd", *members, read=int)
 
-    def srem(self, key: Any, *members: Any, version: Any = None) -> int:
-        encode = self._cache.encode
-        encoded = [encode(member) for member in members]
-        return int(self._cache.on_key(self._key(key, version), 0, "srem", *encoded))
-
-    def scard(self, key: Any, version: Any = None) -> int:
-        return int(self._cache.on_key(self._key(key, version), 0, "scard"))
-
-    def smembers(self, key: Any, version: Any = None) -> set[Any]:
-        return set(self._decode_all(self._cache.on_key(self._key(key, version), [], "smembers")))
-
-    def sismember(self, key: Any, member: Any, version: Any = None) -> bool:
-        encoded = self._cache.encode(member)
-        return bool(self._cache.on_key(self._key(key, version), False, "sismember", encoded))
-
-    def smismember(self, key: Any, *members: Any, version: Any = None) -> list[bool]:
+    def _plan_srem(self, key: Any, *members: Any, version: Any = None) -> KeyPlan:
+        """Remove members; how many were there."""
         encoded = [self._cache.encode(member) for member in members]
-        answers = self._cache.on_key(
-            self._key(key, version), [0] * len(encoded), "smismember", *encoded
-        )
-        return [bool(answer) for answer in answers]
+        return self._plan(key, version, 0, "srem", *encoded, read=int)
 
-    def spop(self, key: Any, count: int | None = None, version: Any = None) -> Any:
-        """One member (count None), else a set of up to ``count``; None from an empty set."""
-        result = self._cache.on_key(self._key(key, version), None, "spop", count)
-        return self._one_or_many(result, set)
+    def _plan_scard(self, key: Any, version: Any = None) -> KeyPlan:
+        """How many members the set has."""
+        return self._plan(key, version, 0, "scard", read=int)
 
-    def srandmember(self, key: Any, count: int | None = None, version: Any = None) -> Any:
+    def _plan_smembers(self, key: Any, version: Any = None) -> KeyPlan:
+        """Every member, as a set."""
+        return self._plan(key, version, set(), "smembers", read=self._decoded_set)
+
+    def _plan_sismember(self, key: Any, member: Any, version: Any = None) -> KeyPlan:
+        """Whether ``member`` is in the set."""
+        encoded = self._cache.encode(member)
+        return self._plan(key, version, False, "sismember", encoded, read=bool)
+
+    def _plan_smismember(self, key: Any, *members: Any, version: Any = None) -> KeyPlan:
+        """For each member, whether it is in the set."""
+        encoded = [self._cache.encode(member) for member in members]
+
+        def read(answers: Any) -> list[bool]:
+            return [bool(answer) for answer in answers]
+
+        return self._plan(key, version, [False] * len(encoded), "smismember", *encoded, read=read)
+
+    def _plan_spop(self, key: Any, count: int | None = None, version: Any = None) -> KeyPlan:
+        """Remove and return one member (count None), else a set of up to ``count``."""
+        return self._plan(key, version, None, "spop", count,
+                          read=lambda result: self._one_or_many(result, set))  # fmt: skip
+
+    def _plan_srandmember(self, key: Any, count: int | None = None, version: Any = None) -> KeyPlan:
         """One member (count None), else a list (Redis's SRANDMEMBER count semantics)."""
-        result = self._cache.on_key(self._key(key, version), None, "srandmember", count)
-        return self._one_or_many(result, list)
+        return self._plan(key, version, None, "srandmember", count,
+                          read=lambda result: self._one_or_many(result, list))  # fmt: skip
 
     def _one_or_many(self, result: Any, kind: Callable[[list[Any]], Any]) -> Any:
         if result is None:
@@ -144,33 +167,37 @@ class StructuresMixin:
             return kind(self._decode_all(result))
         return self._cache.decode(result)
 
-    def smove(self, source: Any, destination: Any, member: Any, version: Any = None) -> bool:
-        """Move a member between two sets on one node (django-redis: the destination is made
-        with the default version)."""
-        keys = [self._key(source, version), self._key(destination, None)]
+    def _plan_smove(
+        self, source: Any, destination: Any, member: Any, version: Any = None
+    ) -> KeyPlan:
+        """Move a member between two sets on one node (as django-redis: the destination is
+        made with the default version)."""
+        keys = [
+            self.make_and_validate_key(source, version),
+            self.make_and_validate_key(destination),
+        ]
         self._same_node("smove", keys, [source, destination])
         encoded = self._cache.encode(member)
-        return bool(self._cache.on_key(keys[0], False, "smove", keys[1], encoded))
+        return self._plan(keys[0], _MADE, False, "smove", keys[1], encoded, read=bool)
 
-    def sscan(self, key: Any, match: str | None = None, count: int | None = 10,
-              version: Any = None) -> set[Any]:  # fmt: skip
-        """One SSCAN step's members (as django-redis: not the whole set for big sets)."""
+    def _plan_sscan(self, key: Any, match: str | None = None, count: int | None = 10,
+                    version: Any = None) -> KeyPlan:  # fmt: skip
+        """One SSCAN step's members (as django-redis: not the whole of a big set)."""
         pattern = self._scan_match(match)
-        _, values = self._cache.on_key(
-            self._key(key, version), (0, []), "sscan", 0, match=pattern, count=count
-        )
-        return set(self._decode_all(values))
+        return self._plan(key, version, set(), "sscan", 0, match=pattern, count=count,
+                          read=lambda reply: self._decoded_set(reply[1]))  # fmt: skip
 
     def sscan_iter(self, key: Any, match: str | None = None, count: int | None = 10,
                    version: Any = None) -> Iterator[Any]:  # fmt: skip
         """Every member, SSCAN step by step on the key's node."""
         pattern = self._scan_match(match)
-        made = self._key(key, version)
+        made = self.make_and_validate_key(key, version=version)
         cursor: int | None = None
         while cursor != 0:
-            cursor, values = self._cache.on_key(
-                made, (0, []), "sscan", cursor or 0, match=pattern, count=count
+            plan = self._plan(
+                made, _MADE, (0, []), "sscan", cursor or 0, match=pattern, count=count
             )
+            cursor, values = self._cache.run_key(plan)
             yield from self._decode_all(values)
 
     def _scan_match(self, match: str | None) -> Any:
@@ -181,159 +208,216 @@ class StructuresMixin:
             raise ValueError("Using match with compression is not supported.")
         return self._cache.encode(match)
 
-    def _combine(self, command: str, keys: tuple[Any, ...], version: Any) -> set[Any]:
-        made = [self._key(key, version) for key in keys]
+    def _combine(self, command: str, keys: tuple[Any, ...], version: Any) -> KeyPlan:
+        made = [self.make_and_validate_key(key, version=version) for key in keys]
         self._same_node(command, made, list(keys))
-        return set(self._decode_all(self._cache.on_key(made[0], [], command, *made[1:])))
+        return self._plan(made[0], _MADE, set(), command, *made[1:], read=self._decoded_set)
 
     def _combine_store(
         self, command: str, dest: Any, keys: tuple[Any, ...], dest_version: Any, version: Any
-    ) -> int:
-        made = [self._key(dest, dest_version)] + [self._key(key, version) for key in keys]
+    ) -> KeyPlan:
+        made = [self.make_and_validate_key(dest, dest_version)]
+        made += [self.make_and_validate_key(key, version) for key in keys]
         self._same_node(command, made, [dest, *keys])
-        return int(self._cache.on_key(made[0], 0, command, *made[1:]))
+        return self._plan(made[0], _MADE, 0, command, *made[1:], read=int)
 
-    def sdiff(self, *keys: Any, version: Any = None) -> set[Any]:
+    def _plan_sdiff(self, *keys: Any, version: Any = None) -> KeyPlan:
+        """Members of the first set that no other has (all keys on one node)."""
         return self._combine("sdiff", keys, version)
 
-    def sinter(self, *keys: Any, version: Any = None) -> set[Any]:
+    def _plan_sinter(self, *keys: Any, version: Any = None) -> KeyPlan:
+        """Members every set has (all keys on one node)."""
         return self._combine("sinter", keys, version)
 
-    def sunion(self, *keys: Any, version: Any = None) -> set[Any]:
+    def _plan_sunion(self, *keys: Any, version: Any = None) -> KeyPlan:
+        """Members any set has (all keys on one node)."""
         return self._combine("sunion", keys, version)
 
-    def sdiffstore(self, dest: Any, *keys: Any, version_dest: Any = None,
-                   version_keys: Any = None) -> int:  # fmt: skip
+    def _plan_sdiffstore(self, dest: Any, *keys: Any, version_dest: Any = None,
+                         version_keys: Any = None) -> KeyPlan:  # fmt: skip
+        """``sdiff`` stored at ``dest``; its size."""
         return self._combine_store("sdiffstore", dest, keys, version_dest, version_keys)
 
-    def sinterstore(self, dest: Any, *keys: Any, version: Any = None) -> int:
+    def _plan_sinterstore(self, dest: Any, *keys: Any, version: Any = None) -> KeyPlan:
+        """``sinter`` stored at ``dest``; its size."""
         return self._combine_store("sinterstore", dest, keys, version, version)
 
-    def sunionstore(self, destination: Any, *keys: Any, version: Any = None) -> int:
+    def _plan_sunionstore(self, destination: Any, *keys: Any, version: Any = None) -> KeyPlan:
+        """``sunion`` stored at ``destination``; its size."""
         return self._combine_store("sunionstore", destination, keys, version, version)
 
     # -- sorted sets ----------------------------------------------------------------------
 
-    def zadd(self, key: Any, mapping: Mapping[Any, float], nx: bool = False, xx: bool = False,
-             ch: bool = False, incr: bool = False, gt: bool = False, lt: bool = False,
-             version: Any = None) -> Any:  # fmt: skip
+    def _plan_zadd(self, key: Any, mapping: Mapping[Any, float], nx: bool = False,
+                   xx: bool = False, ch: bool = False, incr: bool = False, gt: bool = False,
+                   lt: bool = False, version: Any = None) -> KeyPlan:  # fmt: skip
         """Add members with scores (members always serialized, never stored as digits)."""
         member = self._cache.encode_member
         encoded = {member(value): score for value, score in mapping.items()}
-        return self._cache.on_key(self._key(key, version), 0, "zadd", encoded,
-                                  nx=nx, xx=xx, ch=ch, incr=incr, gt=gt, lt=lt)  # fmt: skip
+        return self._plan(key, version, 0, "zadd", encoded,
+                          nx=nx, xx=xx, ch=ch, incr=incr, gt=gt, lt=lt)  # fmt: skip
 
-    def zcard(self, key: Any, version: Any = None) -> int:
-        return int(self._cache.on_key(self._key(key, version), 0, "zcard"))
+    def _plan_zcard(self, key: Any, version: Any = None) -> KeyPlan:
+        """How many members."""
+        return self._plan(key, version, 0, "zcard", read=int)
 
-    def zcount(self, key: Any, min: Any, max: Any, version: Any = None) -> int:
-        return int(self._cache.on_key(self._key(key, version), 0, "zcount", min, max))
+    def _plan_zcount(self, key: Any, min: Any, max: Any, version: Any = None) -> KeyPlan:
+        """How many members score between ``min`` and ``max``."""
+        return self._plan(key, version, 0, "zcount", min, max, read=int)
 
-    def zincrby(self, key: Any, amount: float, value: Any, version: Any = None) -> Any:
+    def _plan_zincrby(self, key: Any, amount: float, value: Any, version: Any = None) -> KeyPlan:
+        """Add ``amount`` to a member's score; the new score."""
+        return self._plan(key, version, None, "zincrby", amount, self._cache.encode_member(value))
+
+    def _plan_zscore(self, key: Any, value: Any, version: Any = None) -> KeyPlan:
+        """A member's score, None if it is not there."""
+        return self._plan(key, version, None, "zscore", self._cache.encode_member(value))
+
+    def _plan_zrank(self, key: Any, value: Any, withscore: bool = False,
+                    version: Any = None) -> KeyPlan:  # fmt: skip
+        """A member's rank from the lowest score (and its score with ``withscore``)."""
         member = self._cache.encode_member(value)
-        return self._cache.on_key(self._key(key, version), None, "zincrby", amount, member)
+        if withscore:  # only then: Redis before 7.2 knows no WITHSCORE
+            return self._plan(key, version, None, "zrank", member, withscore=True)
+        return self._plan(key, version, None, "zrank", member)
 
-    def zscore(self, key: Any, value: Any, version: Any = None) -> float | None:
-        member = self._cache.encode_member(value)
-        return self._cache.on_key(self._key(key, version), None, "zscore", member)
-
-    def zrank(self, key: Any, value: Any, withscore: bool = False, version: Any = None) -> Any:
-        member = self._cache.encode_member(value)
-        return self._cache.on_key(
-            self._key(key, version), None, "zrank", member, withscore=withscore
-        )
-
-    def zrem(self, key: Any, *values: Any, version: Any = None) -> int:
+    def _plan_zrem(self, key: Any, *values: Any, version: Any = None) -> KeyPlan:
+        """Remove members; how many were there."""
         members = [self._cache.encode_member(value) for value in values]
-        return int(self._cache.on_key(self._key(key, version), 0, "zrem", *members))
+        return self._plan(key, version, 0, "zrem", *members, read=int)
 
-    def zremrangebyscore(self, key: Any, min: Any, max: Any, version: Any = None) -> int:
-        return int(self._cache.on_key(self._key(key, version), 0, "zremrangebyscore", min, max))
+    def _plan_zremrangebyscore(self, key: Any, min: Any, max: Any, version: Any = None) -> KeyPlan:
+        """Remove the members scoring between ``min`` and ``max``; how many."""
+        return self._plan(key, version, 0, "zremrangebyscore", min, max, read=int)
 
-    def zpopmax(self, key: Any, count: int | None = None, version: Any = None) -> Any:
-        return self._popped(self._cache.on_key(self._key(key, version), [], "zpopmax", count),
-                            count)  # fmt: skip
+    def _plan_zpopmax(self, key: Any, count: int | None = None, version: Any = None) -> KeyPlan:
+        """Remove and return the highest: one (member, score) without count, else a list."""
+        return self._plan(key, version, None if count is None else [], "zpopmax", count,
+                          read=lambda result: self._popped(result, count))  # fmt: skip
 
-    def zpopmin(self, key: Any, count: int | None = None, version: Any = None) -> Any:
-        return self._popped(self._cache.on_key(self._key(key, version), [], "zpopmin", count),
-                            count)  # fmt: skip
+    def _plan_zpopmin(self, key: Any, count: int | None = None, version: Any = None) -> KeyPlan:
+        """Remove and return the lowest: one (member, score) without count, else a list."""
+        return self._plan(key, version, None if count is None else [], "zpopmin", count,
+                          read=lambda result: self._popped(result, count))  # fmt: skip
 
     def _popped(self, result: Any, count: int | None) -> Any:
-        """django-redis's shape: one (member, score) or None without count, else a list."""
         decoded = [(self._cache.decode(member), score) for member, score in result or []]
         if count is None:
             return decoded[0] if decoded else None
         return decoded
 
-    def _members(self, result: Any, withscores: bool) -> list[Any]:
+    def _members(self, withscores: bool) -> Callable[[Any], list[Any]]:
         decode = self._cache.decode
-        if withscores:
-            return [(decode(member), score) for member, score in result]
-        return [decode(member) for member in result]
 
-    def zrange(self, key: Any, start: int, end: int, desc: bool = False,
-               withscores: bool = False, score_cast_func: type = float,
-               version: Any = None) -> list[Any]:  # fmt: skip
-        result = self._cache.on_key(self._key(key, version), [], "zrange", start, end, desc=desc,
-                                    withscores=withscores, score_cast_func=score_cast_func)  # fmt: skip
-        return self._members(result, withscores)
+        def read(result: Any) -> list[Any]:
+            if withscores:
+                return [(decode(member), score) for member, score in result]
+            return [decode(member) for member in result]
 
-    def zrevrange(self, key: Any, start: int, end: int, withscores: bool = False,
-                  score_cast_func: type = float, version: Any = None) -> list[Any]:  # fmt: skip
-        result = self._cache.on_key(self._key(key, version), [], "zrevrange", start, end,
-                                    withscores=withscores, score_cast_func=score_cast_func)  # fmt: skip
-        return self._members(result, withscores)
+        return read
 
-    def zrangebyscore(self, key: Any, min: Any, max: Any, start: int | None = None,
-                      num: int | None = None, withscores: bool = False,
-                      score_cast_func: type = float, version: Any = None) -> list[Any]:  # fmt: skip
-        result = self._cache.on_key(self._key(key, version), [], "zrangebyscore", min, max,
-                                    start=start, num=num, withscores=withscores,
-                                    score_cast_func=score_cast_func)  # fmt: skip
-        return self._members(result, withscores)
+    def _plan_zrange(self, key: Any, start: int, end: int, desc: bool = False,
+                     withscores: bool = False, score_cast_func: type = float,
+                     version: Any = None) -> KeyPlan:  # fmt: skip
+        """Members by rank."""
+        return self._plan(key, version, [], "zrange", start, end, desc=desc, withscores=withscores,
+                          score_cast_func=score_cast_func, read=self._members(withscores))  # fmt: skip
 
-    def zrevrangebyscore(self, key: Any, max: Any, min: Any, start: int | None = None,
-                         num: int | None = None, withscores: bool = False,
-                         score_cast_func: type = float, version: Any = None) -> list[Any]:  # fmt: skip
-        result = self._cache.on_key(self._key(key, version), [], "zrevrangebyscore", max, min,
-                                    start=start, num=num, withscores=withscores,
-                                    score_cast_func=score_cast_func)  # fmt: skip
-        return self._members(result, withscores)
+    def _plan_zrevrange(self, key: Any, start: int, end: int, withscores: bool = False,
+                        score_cast_func: type = float, version: Any = None) -> KeyPlan:  # fmt: skip
+        """Members by rank, highest first."""
+        return self._plan(key, version, [], "zrevrange", start, end, withscores=withscores,
+                          score_cast_func=score_cast_func, read=self._members(withscores))  # fmt: skip
 
-    # -- async twins ----------------------------------------------------------------------
+    def _plan_zrangebyscore(self, key: Any, min: Any, max: Any, start: int | None = None,
+                            num: int | None = None, withscores: bool = False,
+                            score_cast_func: type = float, version: Any = None) -> KeyPlan:  # fmt: skip
+        """Members scoring between ``min`` and ``max``."""
+        return self._plan(key, version, [], "zrangebyscore", min, max, start=start, num=num,
+                          withscores=withscores, score_cast_func=score_cast_func,
+                          read=self._members(withscores))  # fmt: skip
 
-    ahset = async_twin("hset")
-    ahdel = async_twin("hdel")
-    ahlen = async_twin("hlen")
-    ahkeys = async_twin("hkeys")
-    ahexists = async_twin("hexists")
-    asadd = async_twin("sadd")
-    asrem = async_twin("srem")
-    ascard = async_twin("scard")
-    asmembers = async_twin("smembers")
-    asismember = async_twin("sismember")
-    asmismember = async_twin("smismember")
-    aspop = async_twin("spop")
-    asrandmember = async_twin("srandmember")
-    asmove = async_twin("smove")
-    asscan = async_twin("sscan")
-    asdiff = async_twin("sdiff")
-    asinter = async_twin("sinter")
-    asunion = async_twin("sunion")
-    asdiffstore = async_twin("sdiffstore")
-    asinterstore = async_twin("sinterstore")
-    asunionstore = async_twin("sunionstore")
-    azadd = async_twin("zadd")
-    azcard = async_twin("zcard")
-    azcount = async_twin("zcount")
-    azincrby = async_twin("zincrby")
-    azscore = async_twin("zscore")
-    azrank = async_twin("zrank")
-    azrem = async_twin("zrem")
-    azremrangebyscore = async_twin("zremrangebyscore")
-    azpopmax = async_twin("zpopmax")
-    azpopmin = async_twin("zpopmin")
-    azrange = async_twin("zrange")
-    azrevrange = async_twin("zrevrange")
-    azrangebyscore = async_twin("zrangebyscore")
-    azrevrangebyscore = async_twin("zrevrangebyscore")
+    def _plan_zrevrangebyscore(self, key: Any, max: Any, min: Any, start: int | None = None,
+                               num: int | None = None, withscores: bool = False,
+                               score_cast_func: type = float, version: Any = None) -> KeyPlan:  # fmt: skip
+        """Members scoring between ``max`` and ``min``, highest first."""
+        return self._plan(key, version, [], "zrevrangebyscore", max, min, start=start, num=num,
+                          withscores=withscores, score_cast_func=score_cast_func,
+                          read=self._members(withscores))  # fmt: skip
+
+    # -- the operations: each plan run on the selector engine, and its async twin -----------
+
+    hset = run_plan(_plan_hset)
+    ahset = arun_plan(_plan_hset)
+    hdel = run_plan(_plan_hdel)
+    ahdel = arun_plan(_plan_hdel)
+    hlen = run_plan(_plan_hlen)
+    ahlen = arun_plan(_plan_hlen)
+    hkeys = run_plan(_plan_hkeys)
+    ahkeys = arun_plan(_plan_hkeys)
+    hexists = run_plan(_plan_hexists)
+    ahexists = arun_plan(_plan_hexists)
+    sadd = run_plan(_plan_sadd)
+    asadd = arun_plan(_plan_sadd)
+    srem = run_plan(_plan_srem)
+    asrem = arun_plan(_plan_srem)
+    scard = run_plan(_plan_scard)
+    ascard = arun_plan(_plan_scard)
+    smembers = run_plan(_plan_smembers)
+    asmembers = arun_plan(_plan_smembers)
+    sismember = run_plan(_plan_sismember)
+    asismember = arun_plan(_plan_sismember)
+    smismember = run_plan(_plan_smismember)
+    asmismember = arun_plan(_plan_smismember)
+    spop = run_plan(_plan_spop)
+    aspop = arun_plan(_plan_spop)
+    srandmember = run_plan(_plan_srandmember)
+    asrandmember = arun_plan(_plan_srandmember)
+    smove = run_plan(_plan_smove)
+    asmove = arun_plan(_plan_smove)
+    sscan = run_plan(_plan_sscan)
+    asscan = arun_plan(_plan_sscan)
+    sdiff = run_plan(_plan_sdiff)
+    asdiff = arun_plan(_plan_sdiff)
+    sinter = run_plan(_plan_sinter)
+    asinter = arun_plan(_plan_sinter)
+    sunion = run_plan(_plan_sunion)
+    asunion = arun_plan(_plan_sunion)
+    sdiffstore = run_plan(_plan_sdiffstore)
+    asdiffstore = arun_plan(_plan_sdiffstore)
+    sinterstore = run_plan(_plan_sinterstore)
+    asinterstore = arun_plan(_plan_sinterstore)
+    sunionstore = run_plan(_plan_sunionstore)
+    asunionstore = arun_plan(_plan_sunionstore)
+    zadd = run_plan(_plan_zadd)
+    azadd = arun_plan(_plan_zadd)
+    zcard = run_plan(_plan_zcard)
+    azcard = arun_plan(_plan_zcard)
+    zcount = run_plan(_plan_zcount)
+    azcount = arun_plan(_plan_zcount)
+    zincrby = run_plan(_plan_zincrby)
+    azincrby = arun_plan(_plan_zincrby)
+    zscore = run_plan(_plan_zscore)
+    azscore = arun_plan(_plan_zscore)
+    zrank = run_plan(_plan_zrank)
+    azrank = arun_plan(_plan_zrank)
+    zrem = run_plan(_plan_zrem)
+    azrem = arun_plan(_plan_zrem)
+    zremrangebyscore = run_plan(_plan_zremrangebyscore)
+    azremrangebyscore = arun_plan(_plan_zremrangebyscore)
+    zpopmax = run_plan(_plan_zpopmax)
+    azpopmax = arun_plan(_plan_zpopmax)
+    zpopmin = run_plan(_plan_zpopmin)
+    azpopmin = arun_plan(_plan_zpopmin)
+    zrange = run_plan(_plan_zrange)
+    azrange = arun_plan(_plan_zrange)
+    zrevrange = run_plan(_plan_zrevrange)
+    azrevrange = arun_plan(_plan_zrevrange)
+    zrangebyscore = run_plan(_plan_zrangebyscore)
+    azrangebyscore = arun_plan(_plan_zrangebyscore)
+    zrevrangebyscore = run_plan(_plan_zrevrangebyscore)
+    azrevrangebyscore = arun_plan(_plan_zrevrangebyscore)
+
+
+#: Marks a key that is already made (a multi-key command made them all first).
+_MADE = object()
