@@ -28,14 +28,19 @@ EXPECTED_SKIPS = {
 }
 
 
-@pytest.mark.parametrize("kind", ["rb-style nodes", "Redis Cluster"])
-def test_django_base_cache_tests_pass(redis_nodes, shared_redis_cluster, kind):
+@pytest.mark.parametrize(
+    ("via", "kind"),
+    [("sync", "rb-style nodes"), ("async", "rb-style nodes"), ("sync", "Redis Cluster")],
+)
+def test_django_base_cache_tests_pass(redis_nodes, shared_redis_cluster, via, kind):
+    """``async``: every operation the suite calls runs RBCache's native async twin instead;
+    ``Redis Cluster``: LOCATION names an ``is_redis_cluster`` entry of RB_CLUSTERS."""
+    extra = ["--via-async"] if via == "async" else []
     if kind == "Redis Cluster":
         shared_redis_cluster.flush()
-        extra = ["--redis-cluster"]
+        extra.append("--redis-cluster")
         location = ",".join(shared_redis_cluster.startup_nodes())
     else:
-        extra = []
         location = ",".join(node.url(0) for node in redis_nodes(3))
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--location", location, *extra],

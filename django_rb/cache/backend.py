@@ -20,7 +20,7 @@ from __future__ import annotations
 import atexit
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -29,50 +29,13 @@ from django.core.cache.backends.base import (
     MEMCACHE_MAX_KEY_LENGTH,
     BaseCache,
     default_key_func,
-    get_key_func,
 )
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import cached_property
-from django.utils.module_loading import import_string
 
-from ..cluster.errors import BadHostSetup
-from ..cluster.hosts import HOST_FIELDS
-from ..conf import parse_cache_location, resolve_router
-from .client import RBCacheClient
-from .compressors import get_compressor
-from .serializers import get_serializer
-
-#: Options that only make sense for a cache that owns its cluster (URLs in LOCATION).
-CLUSTER_OPTIONS = {
-    "POOL_OPTIONS",
-    "CONNECTION_POOL_KWARGS",
-    "SOCKET_TIMEOUT",
-    "SOCKET_CONNECT_TIMEOUT",
-    "PASSWORD",
-    "ROUTER",
-}
-
-#: Options of this backend. django-redis's spellings are accepted too (see ``_ALIASES``).
-KNOWN_OPTIONS = CLUSTER_OPTIONS | {
-    "SERIALIZER",
-    "COMPRESSOR",
-    "COMPRESS_MIN_LENGTH",
-    "COMPRESS_LEVEL",
-    "PICKLE_VERSION",
-    "IGNORE_EXCEPTIONS",
-    "LOG_IGNORED_EXCEPTIONS",
-    "REVERSE_KEY_FUNCTION",
-    "SCAN_COUNT",
-    # read by Django's BaseCache; meaningless for Redis (no culling), accepted like RedisCache
-    "MAX_ENTRIES",
-    "CULL_FREQUENCY",
-}
-
-#: Per-node settings: they belong in each LOCATION URL, not in pool options.
-HOST_SETTINGS = set(HOST_FIELDS)
-
-DEFAULT_COMPRESS_MIN_LENGTH = 1024
-DEFAULT_SCAN_COUNT = 1000
+from .client import KeyPlan, RBCacheClient, abuild
+from .conf import DEFAULT_SCAN_COUNT, CacheSettings, first_error_text, read_cache_settings
+from .structures import StructuresMixin
 
 _GLOB_SPECIAL = re.compile(r"([*?[\]\\])")
 
@@ -104,84 +67,26 @@ def default_reverse_key(key: str) -> str:
     return key.split(":", 2)[2]
 
 
-class RBCache(BaseCache):
+class RBCache(StructuresMixin, BaseCache):
     """Django cache backend sharding keys over many Redis nodes through django_rb's core."""
 
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(params)
-        options = dict(params.get("OPTIONS") or {})
-        self._options = options
-        try:
-            location = parse_cache_location(server)  # the same reading as the system checks
-        except BadHostSetup as exc:
-            raise ImproperlyConfigured(f"RBCache {exc}") from None
-        self._cluster_name = location.cluster_name
-        self._locations = location.hosts or [location.cluster_name]
+        # A settings mistake never raises here: Django's own checks build every cache, so
+        # raising would crash `manage.py check` before it could report the mistake. The
+        # first use raises it instead, with the check's words and id.
+        config, problems = read_cache_settings(server, params.get("OPTIONS"))
+        self._server, self._options = server, params.get("OPTIONS")
+        self._config = config
+        self._setup_error = first_error_text(problems)
+        self.reverse_key_func = config.reverse_key_func if config is not None else None
+        self._scan_count = config.scan_count if config is not None else DEFAULT_SCAN_COUNT
 
-        unknown = sorted(name for name in options if name.isupper() and name not in KNOWN_OPTIONS)
-        if unknown:
-            raise ImproperlyConfigured(
-                f"RBCache does not know the OPTIONS {', '.join(unknown)} "
-                "(docs/cache.md lists the ones it has)."
-            )
-        self._pool_options = self._collect_pool_options(options)
-        if self._cluster_name is not None:
-            given = sorted(n for n in options if n in CLUSTER_OPTIONS or not n.isupper())
-            if given:
-                names = ", ".join(given)
-                raise ImproperlyConfigured(
-                    f"RBCache LOCATION {self._cluster_name!r} is a shared cluster from "
-                    f"RB_CLUSTERS; set {names} there, not in the cache's OPTIONS."
-                )
-
-        pool_cls = self._pool_options.pop("pool_class", None)  # Django RedisCache's name
-        self._pool_cls = import_string(pool_cls) if isinstance(pool_cls, str) else pool_cls
-
-        self._serializer = get_serializer(options.get("SERIALIZER"), options)
-        self._compressor = get_compressor(options.get("COMPRESSOR"), options)
-        self._compress_min_length = self._int_option(
-            "COMPRESS_MIN_LENGTH", DEFAULT_COMPRESS_MIN_LENGTH
-        )
-        self._scan_count = self._int_option("SCAN_COUNT", DEFAULT_SCAN_COUNT)
-        self._ignore_exceptions = bool(options.get("IGNORE_EXCEPTIONS", False))
-        self._log_ignored_exceptions = bool(options.get("LOG_IGNORED_EXCEPTIONS", True))
-        reverse = options.get("REVERSE_KEY_FUNCTION")
-        self.reverse_key_func = get_key_func(reverse) if reverse else None
-
-    def _int_option(self, name: str, default: int) -> int:
-        value = self._options.get(name, default)
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ImproperlyConfigured(f"RBCache OPTIONS {name} must be an integer.") from None
-
-    @staticmethod
-    def _collect_pool_options(options: dict[str, Any]) -> dict[str, Any]:
-        """redis-py pool settings from every spelling users bring along.
-
-        Ours (POOL_OPTIONS), django-redis's (CONNECTION_POOL_KWARGS, SOCKET_TIMEOUT,
-        SOCKET_CONNECT_TIMEOUT) and Django RedisCache's (lowercase keys go to the pool).
-        """
-        lowercase = {name: value for name, value in options.items() if not name.isupper()}
-        misplaced = sorted(HOST_SETTINGS & set(lowercase))
-        if misplaced:
-            raise ImproperlyConfigured(
-                f"RBCache OPTIONS {', '.join(misplaced)}: say where the nodes are in LOCATION "
-                "URLs (redis://user:password@host:port/db), or use OPTIONS PASSWORD."
-            )
-        if "serializer" in lowercase:
-            raise ImproperlyConfigured('RBCache takes OPTIONS "SERIALIZER", not "serializer".')
-        pool: dict[str, Any] = {}
-        pool.update(options.get("CONNECTION_POOL_KWARGS") or {})
-        pool.update(options.get("POOL_OPTIONS") or {})
-        pool.update(lowercase)
-        if "SOCKET_TIMEOUT" in options:
-            pool["socket_timeout"] = options["SOCKET_TIMEOUT"]
-        if "SOCKET_CONNECT_TIMEOUT" in options:
-            pool["socket_connect_timeout"] = options["SOCKET_CONNECT_TIMEOUT"]
-        if pool.get("decode_responses"):
-            raise ImproperlyConfigured("RBCache stores bytes; decode_responses must stay off.")
-        return pool
+    def _settings(self) -> CacheSettings:
+        """The validated settings; ImproperlyConfigured (as the check says it) if they are bad."""
+        if self._config is None:
+            raise ImproperlyConfigured(self._setup_error)
+        return self._config
 
     # -- the cluster and the client --------------------------------------------------------
 
@@ -192,10 +97,11 @@ class RBCache(BaseCache):
         A named one comes from ``get_cluster`` on every call (a cheap lookup), so that the
         cache follows RB_CLUSTERS when a test overrides it; one built from URLs is kept.
         """
-        if self._cluster_name is not None:
+        name = self._settings().cluster_name
+        if name is not None:
             from django_rb import get_cluster
 
-            return get_cluster(self._cluster_name)
+            return get_cluster(name)
         return self._own_cluster
 
     @cached_property
@@ -203,21 +109,25 @@ class RBCache(BaseCache):
         """The cluster of the LOCATION URLs, shared with every instance of the same cache."""
         from django_rb.cluster import Cluster
 
-        router = resolve_router(self._options.get("ROUTER"), "RBCache OPTIONS ROUTER")
-        host_defaults = {}
-        if self._options.get("PASSWORD") is not None:
-            host_defaults["password"] = self._options["PASSWORD"]
+        config = self._settings()
+        router, host_defaults = config.router_cls, config.host_defaults
         # the identity of a shared cluster; it may hold a password, so it is never shown
-        identity = repr((self._locations, sorted(self._pool_options.items()), self._pool_cls,
+        identity = repr((config.hosts, sorted(config.pool_options.items()), config.pool_cls,
                          router, sorted(host_defaults.items())))  # fmt: skip
         with _own_clusters_lock:
             cluster = _own_clusters.get(identity)
             if cluster is None:
+                # once per process: what only building it shows (a pool option typo, ...)
+                error = first_error_text(
+                    read_cache_settings(self._server, self._options, deep=True)[1]
+                )
+                if error is not None:
+                    raise ImproperlyConfigured(error)
                 cluster = Cluster(
-                    self._locations,
+                    config.hosts,
                     host_defaults=host_defaults or None,
-                    pool_cls=self._pool_cls,
-                    pool_options=self._pool_options or None,
+                    pool_cls=config.pool_cls,
+                    pool_options=config.pool_options or None,
                     router_cls=router,
                 )
                 _own_clusters[identity] = cluster
@@ -225,13 +135,14 @@ class RBCache(BaseCache):
 
     @cached_property
     def _cache(self) -> RBCacheClient:
+        config = self._settings()
         return RBCacheClient(
             lambda: self.cluster,
-            serializer=self._serializer,
-            compressor=self._compressor,
-            compress_min_length=self._compress_min_length,
-            ignore_exceptions=self._ignore_exceptions,
-            log_ignored_exceptions=self._log_ignored_exceptions,
+            serializer=config.serializer,
+            compressor=config.compressor,
+            compress_min_length=config.compress_min_length,
+            ignore_exceptions=config.ignore_exceptions,
+            log_ignored_exceptions=config.log_ignored_exceptions,
         )
 
     def make_and_validate_keys(self, keys: Iterable[Any], version: Any = None) -> dict[str, Any]:
@@ -270,12 +181,23 @@ class RBCache(BaseCache):
         key = self.make_and_validate_key(key, version=version)
         return self._cache.get(key, default)
 
-    def set(
-        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
-    ) -> bool:  # type: ignore[override]
-        """Store the value; returns False only when its node was unavailable (IGNORE_EXCEPTIONS)."""
+    def set(  # type: ignore[override]
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None,
+        nx: bool = False, xx: bool = False,
+    ) -> bool:  # fmt: skip
+        """Store the value; False only when its node was unavailable (IGNORE_EXCEPTIONS).
+
+        django-redis's ``nx=True`` stores only a new key and ``xx=True`` only over an
+        existing one; both then say whether they stored it.
+        """
         key = self.make_and_validate_key(key, version=version)
+        if nx or xx:
+            return self._cache.run_key(self._conditional_set_plan(key, value, timeout, nx))
         return self._cache.set(key, value, self.get_backend_timeout(timeout))
+
+    def _conditional_set_plan(self, key: str, value: Any, timeout: Any, nx: bool) -> KeyPlan:
+        build = self._cache.add_plan if nx else self._cache.replace_plan
+        return build(key, value, self.get_backend_timeout(timeout))
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
         key = self.make_and_validate_key(key, version=version)
@@ -289,11 +211,14 @@ class RBCache(BaseCache):
         key = self.make_and_validate_key(key, version=version)
         return self._cache.has_key(key)
 
-    def incr(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        """Atomic on the key's node. ValueError if the key is missing; redis's ResponseError
-        if its value is not an integer (as with Django's RedisCache)."""
+    def incr(
+        self, key: Any, delta: int = 1, version: Any = None, ignore_key_check: bool = False
+    ) -> int:
+        """Atomic on the key's node. ValueError if the key is missing (unless
+        ``ignore_key_check``, django-redis's: then a missing key starts from 0);
+        ``NotAnInteger`` (a redis ResponseError and a ValueError) for a non-integer value."""
         made = self.make_and_validate_key(key, version=version)
-        return self._cache.incr(made, delta, name=key)
+        return self._cache.incr(made, delta, name=key, must_exist=not ignore_key_check)
 
     def get_many(self, keys: Iterable[Any], version: Any = None) -> dict[Any, Any]:
         """One parallel round over the nodes the keys live on."""
@@ -349,6 +274,32 @@ class RBCache(BaseCache):
         """Remove the key's timeout; True if it had one (Redis PERSIST)."""
         return self._cache.persist(self.make_and_validate_key(key, version=version))
 
+    def _pexpire_plan(self, key: Any, timeout: Any, version: Any) -> KeyPlan:
+        if timeout is DEFAULT_TIMEOUT:  # as django-redis: the default timeout, read as ms
+            timeout = self.default_timeout
+        made = self.make_and_validate_key(key, version=version)
+        return self._cache.pexpire_plan(made, int(timeout))
+
+    def pexpire(self, key: Any, timeout: Any, version: Any = None) -> bool:
+        """A new timeout in milliseconds; True if the key exists (django-redis's)."""
+        return self._cache.run_key(self._pexpire_plan(key, timeout, version))
+
+    def expire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        """Expire at ``when``: a datetime or a unix time in seconds; True if the key exists."""
+        made = self.make_and_validate_key(key, version=version)
+        return self._cache.run_key(self._cache.expire_at_plan(made, when))
+
+    def pexpire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        """Expire at ``when``: a datetime or a unix time in milliseconds."""
+        made = self.make_and_validate_key(key, version=version)
+        return self._cache.run_key(self._cache.expire_at_plan(made, when, milliseconds=True))
+
+    def get_client(self, key: Any, version: Any = None) -> Any:
+        """A redis-py client on the node that holds this cache key (django-redis's
+        ``get_redis_connection``, for one node): raw commands, your own encoding."""
+        made = self.make_and_validate_key(key, version=version)
+        return self.cluster.get_local_client_for_key(made)
+
     def make_pattern(self, pattern: str, version: Any = None) -> str:
         """A SCAN pattern over this cache's keys: prefix and version match only themselves."""
         if version is None:
@@ -401,37 +352,116 @@ class RBCache(BaseCache):
             thread_local=thread_local,
         )
 
-    # -- async: one thread hop per call (BaseCache makes one per key for the *_many calls) ---
+    # -- async: natively on the asyncio engine, no thread hop; the same plans as the sync
+    # methods (django_rb.cache.client), only the engine call differs. Django's BaseCache
+    # builds aget_or_set, adecr, aincr_version and adecr_version from these.
+
+    async def aadd(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.aadd(key, value, self.get_backend_timeout(timeout))
+
+    async def aget(self, key: Any, default: Any = None, version: Any = None) -> Any:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.aget(key, default)
+
+    async def aset(  # type: ignore[override]
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None,
+        nx: bool = False, xx: bool = False,
+    ) -> bool:  # fmt: skip
+        key = self.make_and_validate_key(key, version=version)
+        if nx or xx:
+            plan = await abuild(self._conditional_set_plan, key, value, timeout, nx)
+            return await self._cache.arun_key(plan)
+        return await self._cache.aset(key, value, self.get_backend_timeout(timeout))
+
+    async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.atouch(key, self.get_backend_timeout(timeout))
+
+    async def adelete(self, key: Any, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.adelete(key)
+
+    async def ahas_key(self, key: Any, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.ahas_key(key)
+
+    async def aincr(
+        self, key: Any, delta: int = 1, version: Any = None, ignore_key_check: bool = False
+    ) -> int:
+        made = self.make_and_validate_key(key, version=version)
+        return await self._cache.aincr(made, delta, name=key, must_exist=not ignore_key_check)
 
     async def aget_many(self, keys: Iterable[Any], version: Any = None) -> dict[Any, Any]:
-        return await sync_to_async(self.get_many, thread_sensitive=True)(keys, version)
+        """One parallel round, awaited (Django's BaseCache would await one aget per key)."""
+        key_map = self.make_and_validate_keys(keys, version=version)
+        if not key_map:
+            return {}
+        found = await self._cache.aget_many(key_map)
+        return {key_map[made]: value for made, value in found.items()}
 
     async def aset_many(
         self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None
     ) -> list[Any]:
-        return await sync_to_async(self.set_many, thread_sensitive=True)(data, timeout, version)
+        if not data:
+            return []
+        key_map = self.make_and_validate_keys(data, version=version)
+        safe_data = {made: data[key] for made, key in key_map.items()}
+        failed = await self._cache.aset_many(safe_data, self.get_backend_timeout(timeout))
+        return [key_map[made] for made in failed]
 
     async def adelete_many(self, keys: Iterable[Any], version: Any = None) -> None:
-        return await sync_to_async(self.delete_many, thread_sensitive=True)(keys, version)
+        made = self.make_and_validate_keys(keys, version=version)
+        if made:
+            await self._cache.adelete_many(made)
 
-    async def aget_or_set(
-        self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
-    ) -> Any:
-        return await sync_to_async(self.get_or_set, thread_sensitive=True)(
-            key, default, timeout, version
+    async def aclear(self) -> bool:
+        return await self._cache.aclear()
+
+    async def attl(self, key: Any, version: Any = None) -> int | None:
+        return await self._cache.attl(self.make_and_validate_key(key, version=version))
+
+    async def apttl(self, key: Any, version: Any = None) -> int | None:
+        return await self._cache.apttl(self.make_and_validate_key(key, version=version))
+
+    async def aexpire(self, key: Any, timeout: Any, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        timeout = self.get_backend_timeout(timeout)
+        if timeout is None:
+            return await self._cache.atouch(key, None)
+        return await self._cache.aexpire(key, timeout)
+
+    async def apersist(self, key: Any, version: Any = None) -> bool:
+        return await self._cache.apersist(self.make_and_validate_key(key, version=version))
+
+    async def apexpire(self, key: Any, timeout: Any, version: Any = None) -> bool:
+        return await self._cache.arun_key(self._pexpire_plan(key, timeout, version))
+
+    async def aexpire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        made = self.make_and_validate_key(key, version=version)
+        return await self._cache.arun_key(self._cache.expire_at_plan(made, when))
+
+    async def apexpire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        made = self.make_and_validate_key(key, version=version)
+        return await self._cache.arun_key(self._cache.expire_at_plan(made, when, milliseconds=True))
+
+    # SCAN-based calls walk the nodes step by step; for now each runs in a worker thread.
+
+    async def akeys(self, pattern: str, version: Any = None) -> list[str]:
+        return await sync_to_async(self.keys, thread_sensitive=True)(pattern, version)
+
+    async def aiter_keys(
+        self, pattern: str, version: Any = None, itersize: int | None = None
+    ) -> AsyncIterator[str]:
+        """Async ``iter_keys``: the keys are listed in one worker-thread hop, then yielded."""
+        for key in await self.akeys(pattern, version=version):
+            yield key
+
+    async def adelete_pattern(
+        self, pattern: str, version: Any = None, itersize: int | None = None
+    ) -> int:
+        return await sync_to_async(self.delete_pattern, thread_sensitive=True)(
+            pattern, version, itersize
         )
-
-    async def ahas_key(self, key: Any, version: Any = None) -> bool:
-        return await sync_to_async(self.has_key, thread_sensitive=True)(key, version)
-
-    async def aincr(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.incr, thread_sensitive=True)(key, delta, version)
-
-    async def adecr(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.decr, thread_sensitive=True)(key, delta, version)
-
-    async def aincr_version(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.incr_version, thread_sensitive=True)(key, delta, version)
-
-    async def adecr_version(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.decr_version, thread_sensitive=True)(key, delta, version)

@@ -7,7 +7,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_rb.management import HostResult, add_cluster_arguments, cluster_for, per_host_round
+from django_rb.management import (
+    HostResult,
+    add_cluster_arguments,
+    cluster_for,
+    per_host_round,
+    target_label,
+)
 
 COLUMNS = ("ID", "ADDRESS", "DB", "STATUS", "RTT MS", "KEYS", "MEMORY", "VERSION", "ERROR")
 
@@ -28,17 +34,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        cluster = cluster_for(options)
-        results = per_host_round(
-            cluster,
-            lambda client: {
-                "ping": client.ping(),
-                "dbsize": client.dbsize(),
-                "info": client.info(),
-            },
-            timeout=options["timeout"],
-        )
-        rows = [status_row(result) for result in results.values()]
+        rows = cluster_status(cluster_for(options), timeout=options["timeout"])
         if options["json"]:
             self.stdout.write(json.dumps(rows, indent=2))
         else:
@@ -47,7 +43,7 @@ class Command(BaseCommand):
         if down:
             ids = ", ".join(str(row["host_id"]) for row in down)
             raise CommandError(
-                f"{len(down)} of {len(rows)} hosts of cluster {options['cluster']!r} "
+                f"{len(down)} of {len(rows)} hosts of {target_label(options)} "
                 f"are down (host {ids})."
             )
 
@@ -83,6 +79,21 @@ class Command(BaseCommand):
             self.stdout.write(line(values, styled=True))
         up = sum(1 for row in rows if row["up"])
         self.stdout.write(f"{up} of {len(rows)} hosts up.")
+
+
+def cluster_status(cluster: Any, timeout: float | None = None) -> list[dict[str, Any]]:
+    """Every host's ``status_row``, from one parallel round of PING, DBSIZE and INFO (for
+    pages that show what this command prints)."""
+    results = per_host_round(
+        cluster,
+        lambda client: {
+            "ping": client.ping(),
+            "dbsize": client.dbsize(),
+            "info": client.info(),
+        },
+        timeout=timeout,
+    )
+    return [status_row(result) for result in results.values()]
 
 
 def status_row(result: HostResult) -> dict[str, Any]:
