@@ -241,8 +241,8 @@ class RateLimiter:
         if len(work.by_host) == 1 and self.timeout is None:
             # one node: one command, sent at once on that node's client (bounded by the
             # cluster's socket timeouts), which costs less than a map() round
-            (host_id,) = work.by_host
-            promises = queue(work, cluster.get_local_client(host_id), self.prefix)
+            # (the routing client: on a Redis Cluster it follows MOVED / ASK as well)
+            promises = queue(work, cluster.get_routing_client(), self.prefix)
         elif work.by_host:
             try:
                 with cluster.map(timeout=self.timeout) as client:
