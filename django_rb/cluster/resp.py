@@ -14,7 +14,7 @@ from redis.exceptions import DataError, ResponseError
 try:  # the fast parser, used automatically when installed
     import hiredis
 except ImportError:  # pragma: no cover - exercised only where hiredis is absent
-    hiredis = None
+    hiredis = None  # type: ignore[assignment]
 
 try:
     from redis._parsers import BaseParser as _RedisParser
