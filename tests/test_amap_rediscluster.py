@@ -5,6 +5,8 @@ import pytest
 from redis.crc import key_slot
 
 from django_rb.cluster import RedisCluster
+from tests.test_rediscluster_redirects import keys_in_slot as tagged
+from tests.test_rediscluster_redirects import other_master
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +21,6 @@ def cluster(reshaped):
     cluster = RedisCluster(reshaped.startup_nodes())
     yield cluster
     cluster.disconnect_pools()
-
-
-def tagged(tag, count):
-    return [f"{{{tag}}}:{i}" for i in range(count)]
-
-
-def other_master(setup, node):
-    return next(m for m in setup.masters if m is not node)
 
 
 def test_amap_routes_by_slot_and_aall_reaches_the_masters(cluster, reshaped, arun):
