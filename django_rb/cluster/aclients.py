@@ -159,17 +159,17 @@ class AsyncLocalClient(_ClusterClient, Redis):  # type: ignore[misc]
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         """Run one command on this client's host and return the reply (or raise its error)."""
-        client = AsyncMappingClient(self._cluster)
-        promise = client._buffer(self.host_id).enqueue(args, options)
+        client = AsyncFanoutClient(self._cluster, [self.host_id])
+        promise = client.execute_command(*args, **options)
         await client.ajoin()
-        return promise.value
+        return promise.value[self.host_id]
 
     async def run_script(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
         """A registered script on this host: EVALSHA, and EVAL with the body if it lacks it."""
-        client = AsyncMappingClient(self._cluster)
-        promise = client._evalsha(self.host_id, script, (len(keys), *keys, *args))
+        client = AsyncFanoutClient(self._cluster, [self.host_id])
+        promise = client.run_script(script, keys, args)
         await client.ajoin()
-        return promise.value
+        return promise.value[self.host_id]
 
 
 class AsyncClusterMixin:
