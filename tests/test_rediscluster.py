@@ -192,9 +192,3 @@ def test_registered_scripts_run_on_the_slot_master(redis_cluster, shared_redis_c
     assert [p.value for p in others] == list(range(20))
     routed = redis_cluster.get_routing_client().register_script(body)
     assert routed(keys=["{s}:a", "{s}:b"], args=[2]) == 7
-
-
-def test_async_blocks_are_refused_until_they_follow_redirects(redis_cluster):
-    for method in (redis_cluster.amap, redis_cluster.afanout, redis_cluster.aall):
-        with pytest.raises(NotImplementedError, match="sync_to_async"):
-            method()

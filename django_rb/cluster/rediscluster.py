@@ -256,12 +256,3 @@ class RedisCluster(Cluster):
                auto_batch: bool = True) -> MapManager:  # fmt: skip
         """As ``Cluster.fanout``, over masters (``hosts`` are ``"host:port"`` names or "all")."""
         return MapManager(SlotFanoutClient(self, hosts, max_concurrency, auto_batch), timeout)
-
-    def amap(self, *args: Any, **kwargs: Any) -> Any:
-        """Not on a Redis Cluster yet: the asyncio engine does not follow redirects."""
-        raise NotImplementedError(
-            "RedisCluster has no amap()/afanout()/aall() yet (the asyncio rounds do not follow "
-            "MOVED/ASK); run map() in a thread (asgiref's sync_to_async) meanwhile."
-        )
-
-    afanout = aall = amap
