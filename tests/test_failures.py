@@ -1,12 +1,19 @@
 """Failures: dead and stalled nodes, timeouts, reconnects, connection release, host changes."""
 
+import os
+import signal
+import threading
 import time
 
 import pytest
 import redis
 
-from django_rb.cluster import Cluster, HostConnectionError, HostTimeoutError
-from django_rb.testing import cluster_hosts, healthy
+from django_rb.cluster import (
+    Cluster,
+    HostConnectionError,
+    HostTimeoutError,
+)
+from django_rb.testing import cluster_hosts, healthy, keys_per_host
 
 
 def keys_by_host(cluster, count=200, prefix="k"):
@@ -197,3 +204,269 @@ def test_flushdb_touches_only_its_db(redis_nodes):
         client.flushdb()
     assert other_db.get("keep") == b"1"
     assert redis.Redis(port=node.port, db=4).dbsize() == 0
+
+
+def pools_idle(cluster):
+    """Per host: how many connections are still checked out of its pool (0 once a round ends)."""
+    return {h: len(cluster.get_pool_for_host(h)._in_use_connections) for h in cluster.hosts}
+
+
+def server_clients(nodes):
+    counts = []
+    for node in nodes:
+        admin = redis.Redis(port=node.port, password=node.password)
+        counts.append(len(admin.client_list()) - 1)
+        admin.close()
+    return counts
+
+
+def test_repeated_rounds_do_not_leak_connections(redis_nodes):
+    nodes = redis_nodes(3)
+    cluster = Cluster(cluster_hosts(nodes))
+    for i in range(60):
+        with cluster.map() as client:
+            for j in range(30):
+                client.set(f"r{j}", i)
+                client.incr(f"c{j}")
+        with cluster.all() as client:
+            client.dbsize()
+        with pytest.raises(redis.ResponseError):
+            with cluster.map() as client:
+                client.get("r0")
+                client.lpush("r1", "x")
+        with cluster.fanout() as client:
+            client.target_key("r3").get("r3")
+        cluster.execute_commands({"r5": [("GET", "r5")]})
+    assert pools_idle(cluster) == dict.fromkeys(cluster.hosts, 0)
+    assert all(n <= 1 for n in server_clients(nodes)), server_clients(nodes)
+    cluster.disconnect_pools()
+    assert server_clients(nodes) == [0, 0, 0]
+
+
+@pytest.fixture
+def four_nodes(redis_nodes):
+    with healthy(redis_nodes(4, password="s3cr3t-pw")) as nodes:
+        yield nodes
+
+
+def test_node_killed_while_a_big_pipeline_is_in_flight(four_nodes):
+    cluster = Cluster(cluster_hosts(four_nodes))
+    big = b"z" * 200_000
+    victim = four_nodes[2]
+    killer = threading.Timer(0.05, victim.stop)
+    promises = {}
+    killer.start()
+    try:
+        with pytest.raises(redis.ConnectionError) as info:
+            with cluster.map() as client:
+                for i in range(300):  # ~60 MB: still writing when the node dies
+                    promises[f"big{i}"] = client.set(f"big{i}", big)
+                for i in range(50):
+                    promises[f"after{i}"] = client.incr(f"after{i}")
+                time.sleep(0.1)  # the node is dead before anything is sent
+    finally:
+        killer.join()
+    router = cluster.get_router()
+    assert info.value.host_id == 2 and "s3cr3t-pw" not in str(info.value)
+    assert not any(p.is_pending for p in promises.values())
+    for key, promise in promises.items():
+        if router.get_host_for_key(key) == 2:
+            assert promise.is_rejected and isinstance(promise.reason, HostConnectionError)
+        else:
+            assert promise.is_resolved, (key, promise)
+    assert pools_idle(cluster) == dict.fromkeys(cluster.hosts, 0)
+    victim.start()
+    with cluster.map() as client:  # the host is back: its fresh connection works
+        again = [client.incr(f"after{i}") for i in range(50)]
+    assert [p.value for p in again] == [
+        1 if router.get_host_for_key(f"after{i}") == 2 else 2 for i in range(50)
+    ]
+
+
+def test_node_dies_during_the_write(four_nodes):
+    """SIGKILL-like death while the kernel buffer is full: the write or read fails, no hang."""
+    cluster = Cluster(cluster_hosts(four_nodes), pool_options={"socket_timeout": 2})
+    with cluster.all() as client:
+        client.ping()
+    big = b"w" * 1_000_000
+    victim = four_nodes[1]
+    victim.pause()  # the node stops reading: our socket buffer fills up
+
+    def sigkill():  # no graceful shutdown that could still drain and answer the pipeline
+        process, victim.process = victim.process, None
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+    killer = threading.Timer(0.3, sigkill)
+    killer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(redis.ConnectionError):
+            with cluster.map() as client:
+                ps = [client.set(k, big) for k in keys_per_host(cluster, 30, "w")[1]]
+                ok = [client.set(k, "1") for k in keys_per_host(cluster, 5, "o")[0]]
+    finally:
+        killer.join()
+    assert time.monotonic() - started < 2.0
+    assert all(p.is_rejected for p in ps) and all(p.value is True for p in ok)
+    assert pools_idle(cluster) == dict.fromkeys(cluster.hosts, 0)
+
+
+def test_every_node_restarted_between_rounds(four_nodes):
+    cluster = Cluster(cluster_hosts(four_nodes))
+    with cluster.map() as client:
+        for i in range(100):
+            client.set(f"rs{i}", i)
+    with cluster.all() as client:  # a pooled connection per host
+        client.ping()
+    for node in four_nodes:
+        node.stop()
+        node.start()
+    with cluster.map() as client:  # every pooled connection is stale; none surfaces an error
+        written = [client.set(f"rs{i}", i) for i in range(100)]
+    with cluster.all() as client:
+        sizes = client.dbsize()
+    assert all(p.value is True for p in written)
+    assert sum(sizes.value.values()) == 100
+
+
+def test_round_after_remove_host_and_add_host(four_nodes):
+    cluster = Cluster(cluster_hosts(four_nodes))
+    with cluster.all() as client:
+        client.flushdb()
+    with cluster.map() as client:
+        client.set("moving", "1")
+    cluster.remove_host(3)
+    with cluster.map() as client:
+        written = [client.set(f"m{i}", i) for i in range(40)]
+    with cluster.all() as client:
+        sizes = client.dbsize()
+    assert all(p.value is True for p in written)
+    assert set(sizes.value) == {0, 1, 2}
+    cluster.add_host(3, **four_nodes[3].host_config())
+    with cluster.map() as client:
+        read = [client.get(f"m{i}") for i in range(40)]
+    router = cluster.get_router()
+    old = {}
+    for h in (0, 1, 2):
+        with redis.Redis(port=four_nodes[h].port, password="s3cr3t-pw") as plain:
+            old.update({f"m{i}": h for i in range(40) if plain.exists(f"m{i}")})
+    assert len(old) == 40
+    for i, p in enumerate(read):
+        still_there = router.get_host_for_key(f"m{i}") == old[f"m{i}"]
+        assert p.value == (str(i).encode() if still_there else None)
+    assert any(h == 3 for h in map(router.get_host_for_key, old))
+    with cluster.all() as client:
+        client.flushdb()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"db": 99}, {"password": "unexpected-pw"}],
+    ids=["db-out-of-range", "password-on-open-node"],
+)
+def test_misconfigured_host_fails_alone(rb_nodes, bad):
+    hosts = cluster_hosts(rb_nodes, db=10)
+    hosts[1].update(bad)
+    cluster = Cluster(hosts)
+    try:
+        keys = {h: keys_per_host(cluster, 5, "mis")[h] for h in cluster.hosts}
+        promises = {}
+        with pytest.raises(Exception) as info:
+            with cluster.map() as client:
+                for ks in keys.values():
+                    promises.update({k: client.set(k, "1") for k in ks})
+        assert getattr(info.value, "host_id", None) == 1, repr(info.value)
+        assert "unexpected-pw" not in str(info.value)
+        for h, ks in keys.items():
+            for k in ks:
+                assert promises[k].is_rejected if h == 1 else promises[k].value is True, (h, k)
+        assert pools_idle(cluster) == dict.fromkeys(cluster.hosts, 0)
+    finally:
+        for h in (0, 2, 3):
+            cluster.get_local_client(h).flushdb()
+        cluster.disconnect_pools()
+
+
+def test_full_socket_buffer_does_not_spin(four_nodes):
+    cluster = Cluster(cluster_hosts(four_nodes), pool_options={"socket_timeout": 5})
+    with cluster.all() as client:
+        client.ping()
+    four_nodes[0].pause()
+    big = b"s" * 1_000_000
+    try:
+        cpu, wall = time.process_time(), time.monotonic()
+        with pytest.raises(HostTimeoutError):
+            with cluster.map(timeout=1.0) as client:
+                for key in keys_per_host(cluster, 40, "spin")[0]:
+                    client.set(key, big)
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    finally:
+        four_nodes[0].resume()
+    assert 0.9 < wall < 2.0
+    assert cpu < 0.5 * wall, (cpu, wall)
+
+
+def test_keyboard_interrupt_in_a_callback_leaks_no_connection(rb_cluster):
+    def interrupt(_value):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with rb_cluster.map() as client:
+            ps = [client.incr(f"ki{i}") for i in range(40)]
+            ps[0].done(interrupt)
+    assert pools_idle(rb_cluster) == dict.fromkeys(rb_cluster.hosts, 0)
+    assert ps[0].is_resolved
+    with rb_cluster.map() as client:
+        again = [client.get(f"ki{i}") for i in range(40)]
+    assert all(p.value in (None, b"1") for p in again)
+
+
+def test_max_concurrency_flush_obeys_the_map_timeout(four_nodes):
+    cluster = Cluster(cluster_hosts(four_nodes), pool_options={"socket_timeout": 5})
+    with cluster.all() as client:
+        client.ping()
+    four_nodes[0].pause()
+    try:
+        started = time.monotonic()
+        with pytest.raises(HostTimeoutError):
+            with cluster.map(timeout=0.3, max_concurrency=1) as client:
+                client.get(keys_per_host(cluster, 1)[0][0])
+                client.get(keys_per_host(cluster, 1)[1][0])  # second host: flushes host 0 first
+        elapsed = time.monotonic() - started
+    finally:
+        four_nodes[0].resume()
+    assert elapsed < 2.0
+
+
+def test_remove_host_while_a_block_is_open_settles_everything(rb_nodes):
+    cluster = Cluster(cluster_hosts(rb_nodes))
+    promises = []
+    with pytest.raises(Exception) as info:
+        with cluster.map() as client:
+            promises += [client.get(k) for k in keys_per_host(cluster, 2)[0]]
+            promises += [client.get(k) for k in keys_per_host(cluster, 2)[3]]
+            cluster.remove_host(3)
+    cluster.disconnect_pools()
+    assert not isinstance(info.value, KeyError)
+    assert not any(p.is_pending for p in promises)
+
+
+def test_keyboard_interrupt_in_a_callback_settles_the_rest_of_its_run(rb_cluster):
+    def interrupt(_value):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with rb_cluster.map() as client:
+            ps = [client.get(k) for k in keys_per_host(rb_cluster, 10, "kr")[0]]
+            ps[0].done(interrupt)
+    assert not any(p.is_pending for p in ps)
+
+
+def test_a_configuration_error_is_not_mistaken_for_a_dead_node(rb_nodes):
+    cluster = Cluster(cluster_hosts(rb_nodes), pool_options={"max_conections": 5})
+    with pytest.raises(TypeError, match="max_conections") as info:
+        with cluster.map() as client:
+            promise = client.get("k")
+    assert not isinstance(info.value, HostConnectionError)
+    assert promise.is_rejected and promise.reason is info.value

@@ -13,7 +13,7 @@ import redis
 
 from django_rb.cluster import _keyspecs_table
 from django_rb.cluster.errors import UnroutableCommand
-from django_rb.cluster.keyspecs import command_keys, command_name, is_known
+from django_rb.cluster.keyspecs import command_keys, command_name, is_known, routing_keys
 
 REPO = Path(__file__).resolve().parent.parent
 SHA = "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
@@ -336,6 +336,25 @@ def test_key_inside_a_spaced_name() -> None:
 )
 def test_arguments_redis_rejects_give_no_keys(args: tuple) -> None:
     assert command_keys(args) == []
+
+
+@pytest.mark.parametrize(
+    "args, keys",
+    [
+        (("SADD", "s1"), ["s1"]),  # no members: Redis refuses the arity, the key is still known
+        (("GET", "k1", "k2"), ["k1"]),
+        (("HGET", "h1"), ["h1"]),
+        ((b"hset", b"h1"), [b"h1"]),
+        (("OBJECT ENCODING",), []),
+        (("GET",), []),
+        (("EVAL", "return 1", "x", "k1"), []),  # where the keys are is not known
+        (("PING",), []),
+        (("GET", "k1"), ["k1"]),
+        (("MGET", "a", "b"), ["a", "b"]),
+    ],
+)
+def test_routing_keys_find_keys_despite_a_wrong_argument_count(args: tuple, keys: list) -> None:
+    assert routing_keys(args) == keys
 
 
 @pytest.mark.parametrize(

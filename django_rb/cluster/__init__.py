@@ -1,22 +1,43 @@
 """The cluster core: rb's public API over redis-py, without threads. No Django in here."""
 
+from .aclients import (
+    AMapManager,
+    AsyncFanoutClient,
+    AsyncLocalClient,
+    AsyncMappingClient,
+    AsyncRoutingClient,
+)
 from .clients import FanoutClient, LocalClient, MappingClient, RoutingClient
 from .cluster import Cluster
 from .errors import (
+    BadHostId,
     BadHostSetup,
+    DuplicateHostId,
     HostConnectionError,
     HostError,
     HostTimeoutError,
+    MissingHostId,
+    NoTargetHosts,
     UnroutableCommand,
+    UnsupportedHostSetting,
 )
 from .hosts import HostInfo
 from .promise import Promise
 from .router import BaseRouter, ConsistentHashingRouter, PartitionRouter
+from .scripts import ClusterScript
 
 __all__ = [
+    "AMapManager",
+    "AsyncFanoutClient",
+    "AsyncLocalClient",
+    "AsyncMappingClient",
+    "AsyncRoutingClient",
+    "BadHostId",
     "BadHostSetup",
     "BaseRouter",
     "Cluster",
+    "ClusterScript",
+    "DuplicateHostId",
     "ConsistentHashingRouter",
     "FanoutClient",
     "HostConnectionError",
@@ -25,8 +46,11 @@ __all__ = [
     "HostTimeoutError",
     "LocalClient",
     "MappingClient",
+    "MissingHostId",
+    "NoTargetHosts",
     "PartitionRouter",
     "Promise",
     "RoutingClient",
     "UnroutableCommand",
+    "UnsupportedHostSetting",
 ]

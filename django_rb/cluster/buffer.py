@@ -30,6 +30,11 @@ BATCHABLE = {"GET": (GETS, 1), "SET": (SETS, 2), "DEL": (DELS, 1)}
 _SINGLE_NAMES = {GETS: "GET", SETS: "SET", DELS: "DEL"}
 _IGNORED_OPTIONS = ("keys",)
 
+#: Option naming a ``recover(error, promise) -> bool`` hook for a command's error reply: when it
+#: returns True it has taken the promise over (e.g. queued a retry that settles it), so the
+#: error is neither the promise's nor the round's. Not an identifier: no redis-py keyword clashes.
+RECOVER = "django_rb:recover"
+
 
 class Codec:
     """How a cluster's commands are encoded and its replies turned into Python values."""
@@ -199,12 +204,16 @@ def _settle_one(codec: Codec, promise: Promise, name: str, options: dict | None,
             promise.resolve(options[EMPTY_RESPONSE])
             return None
         error = error_from_reply(reply)
+        recover = options.get(RECOVER) if options else None
+        if recover is not None and recover(error, promise):
+            return None
         promise.reject(error)
         return error
     never_decode = False
     if options:
         options = dict(options)
         options.pop(EMPTY_RESPONSE, None)
+        options.pop(RECOVER, None)
         never_decode = options.pop(NEVER_DECODE, False)
     try:
         if codec.decode_responses and not never_decode:

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 from redis import Redis
 from redis.commands.core import Script
 from redis.connection import Encoder
+from redis.exceptions import NoScriptError
 
-from .buffer import DELS, GETS, SETS, CommandBuffer
+from .buffer import DELS, GETS, RECOVER, SETS, CommandBuffer
 from .engine import RoundErrors, run_round
-from .errors import UnroutableCommand
+from .errors import NoTargetHosts, UnroutableCommand
 from .promise import Promise
+from .scripts import ClusterScript
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -43,15 +45,6 @@ def _quick_set_words(key: bytes, value: bytes, given: dict[str, Any]) -> tuple |
     return tuple(words)
 
 
-class _EvalScript(Script):
-    """A redis-py Script whose call queues EVAL (body included) instead of EVALSHA."""
-
-    def __call__(self, keys: Any = (), args: Any = (), client: Any = None) -> Any:
-        client = client or self.registered_client
-        keys, args = list(keys), list(args)
-        return client.eval(self.script, len(keys), *keys, *args)
-
-
 class _ClusterClient:
     """What the cluster's clients share instead of redis-py's ``Redis.__init__`` (which builds
     a pool they never use and costs ~60 µs): the cluster's encoder and pool settings for the
@@ -72,6 +65,11 @@ class _ClusterClient:
     def get_connection_kwargs(self) -> dict[str, Any]:
         """The settings every host's pool is built with."""
         return dict(self._cluster.pool_options)
+
+    def register_script(self, script: Any) -> ClusterScript:
+        """A Lua script run as EVALSHA; a host that lacks it gets it loaded, in the same
+        ``map()`` block (one more round for those calls only) or the same routing call."""
+        return ClusterScript(self, script)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} hosts={sorted(self._cluster.hosts)}>"
@@ -243,10 +241,24 @@ class MappingClient(_ClusterClient, Redis):
         pairs = dict(*args, **kwargs)
         return Promise.all([self.set(k, v) for k, v in pairs.items()]).then(lambda _: None)
 
-    def register_script(self, script: Any) -> Script:
-        """A script for use inside this block: sent as EVAL with its body (Redis caches it),
-        so it never fails with NOSCRIPT and costs no extra round."""
-        return _EvalScript(self, script)
+    def run_script(self, script: ClusterScript, keys: list[Any], args: list[Any]) -> Promise:
+        """Queue a script on the host of its keys (see ``register_script``)."""
+        host_id = self._router.get_host_for_command(
+            "EVALSHA", (script.sha, len(keys), *keys, *args)
+        )
+        return self._evalsha(host_id, script, (len(keys), *keys, *args))
+
+    def _evalsha(self, host_id: int, script: ClusterScript, words: tuple) -> Promise:
+        """EVALSHA on one host; a NOSCRIPT reply queues EVAL with the body there instead."""
+
+        def recover(error: Exception, promise: Promise) -> bool:
+            if not isinstance(error, NoScriptError):
+                return False
+            retry = self._buffer(host_id).enqueue(("EVAL", script.script, *words))
+            retry.done(promise.resolve, promise.reject)
+            return True
+
+        return self._buffer(host_id).enqueue(("EVALSHA", script.sha, *words), {RECOVER: recover})
 
     def lock(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
@@ -331,21 +343,33 @@ class FanoutClient(MappingClient):
         if hosts == "all":
             return list(self._cluster.hosts)
         if hosts is None:
-            raise UnroutableCommand(
+            raise NoTargetHosts(
                 "This fanout client has no target hosts: pass hosts=[...] or 'all' to "
                 "cluster.fanout(), or call client.target(hosts) / client.target_key(key)."
             )
         return list(hosts)
 
-    def execute_command(self, *args: Any, **options: Any) -> Promise:
-        """Queue the command on every target host."""
+    def _checked_targets(self) -> list[int]:
         hosts = self._targets()
         unknown = [host_id for host_id in hosts if host_id not in self._cluster.hosts]
         if unknown:  # checked before anything is queued, so no host runs half a fanout
             raise UnroutableCommand(f"There is no host {unknown[0]!r} in this cluster.")
+        return hosts
+
+    def execute_command(self, *args: Any, **options: Any) -> Promise:
+        """Queue the command on every target host."""
+        hosts = self._checked_targets()
         if self._singular and len(hosts) == 1:
             return self._buffer(hosts[0]).enqueue(args, options)
         return Promise.all({h: self._buffer(h).enqueue(args, options) for h in hosts})
+
+    def run_script(self, script: ClusterScript, keys: list[Any], args: list[Any]) -> Promise:
+        """Queue a script on every target host, loaded where a host lacks it."""
+        hosts = self._checked_targets()
+        words = (len(keys), *keys, *args)
+        if self._singular and len(hosts) == 1:
+            return self._evalsha(hosts[0], script, words)
+        return Promise.all({h: self._evalsha(h, script, words) for h in hosts})
 
 
 class MapManager:
@@ -377,6 +401,13 @@ class RoutingClient(_ClusterClient, Redis):
         """Run one command on its key's host and return the reply."""
         host_id = self._cluster.get_router().get_host_for_command(args[0], args[1:])
         return self._cluster.get_local_client(host_id).execute_command(*args, **options)
+
+    def run_script(self, script: ClusterScript, keys: list[Any], args: list[Any]) -> Any:
+        """Run a script on the host of its keys; that host's client loads it on NOSCRIPT."""
+        router = self._cluster.get_router()
+        host_id = router.get_host_for_command("EVALSHA", (script.sha, len(keys), *keys, *args))
+        local = self._cluster.get_local_client(host_id)
+        return Script.__call__(script, keys, args, local)
 
     def lock(self, name: Any, *args: Any, **kwargs: Any) -> Any:
         """A redis-py Lock on the host that holds ``name``."""

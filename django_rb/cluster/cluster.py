@@ -10,10 +10,11 @@ from typing import Any
 
 from redis import ConnectionPool, Redis
 
+from .aclients import AsyncClusterMixin
 from .buffer import Codec
 from .clients import FanoutClient, LocalClient, MapManager, MappingClient, RoutingClient
 from .connections import TCPConnection, TLSConnection, UnixConnection
-from .errors import BadHostSetup
+from .errors import BadHostSetup, DuplicateHostId
 from .hosts import HostInfo, make_host, parse_hosts
 from .promise import Promise
 from .router import BaseRouter, PartitionRouter
@@ -32,7 +33,7 @@ def _resp2_callbacks() -> dict[str, Any]:
     return dict(client.response_callbacks)
 
 
-class Cluster:
+class Cluster(AsyncClusterMixin):
     """Many independent Redis hosts behind one object; share it for the process lifetime.
 
     ``hosts`` is ``{host_id: settings}``, a list of settings dicts or URLs, or a
@@ -98,7 +99,7 @@ class Cluster:
         )  # fmt: skip
         with self._lock:
             if host.host_id in self.hosts:
-                raise BadHostSetup(f"Two hosts share the host id {host.host_id!r}.")
+                raise DuplicateHostId(f"Two hosts share the host id {host.host_id!r}.")
             self.hosts[host.host_id] = host
             self._hosts_age += 1
 
@@ -213,25 +214,30 @@ class Cluster:
         A command is ``(name, *args)`` or ``(script, keys, args)`` for a redis-py ``Script``
         (anything with ``.script``); scripts are loaded where needed in the same round.
         """
+        with self.fanout(*args, **kwargs) as client:
+            results = self._queue_commands(client, mapping)
+        return results
+
+    def _queue_commands(
+        self, client: Any, mapping: Mapping[Any, list[tuple]]
+    ) -> dict[Any, list[Promise]]:
+        """Queue ``execute_commands``' lists on a fanout client (sync or async alike)."""
         results: dict[Any, list[Promise]] = {}
         loaded: set[tuple[int, str]] = set()
-        with self.fanout(*args, **kwargs) as client:
-            for key, commands in mapping.items():
-                targeted = client.target_key(key)
-                host_id = self.get_router().get_host_for_key(key)
-                results[key] = promises = []
-                for command in commands:
-                    if not _is_script(command[0]):
-                        promises.append(targeted.execute_command(*command))
-                        continue
-                    script, keys, argv = command[0], list(command[1]), list(command[2])
-                    sha = _script_sha(script)
-                    if (host_id, sha) not in loaded:
-                        loaded.add((host_id, sha))
-                        targeted.execute_command("SCRIPT LOAD", script.script)
-                    promises.append(
-                        targeted.execute_command("EVALSHA", sha, len(keys), *keys, *argv)
-                    )
+        for key, commands in mapping.items():
+            targeted = client.target_key(key)
+            host_id = self.get_router().get_host_for_key(key)
+            results[key] = promises = []
+            for command in commands:
+                if not _is_script(command[0]):
+                    promises.append(targeted.execute_command(*command))
+                    continue
+                script, keys, argv = command[0], list(command[1]), list(command[2])
+                sha = _script_sha(script)
+                if (host_id, sha) not in loaded:
+                    loaded.add((host_id, sha))
+                    targeted.execute_command("SCRIPT LOAD", script.script)
+                promises.append(targeted.execute_command("EVALSHA", sha, len(keys), *keys, *argv))
         return results
 
 

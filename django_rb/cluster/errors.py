@@ -19,6 +19,31 @@ class BadHostSetup(Exception):
     """The host configuration cannot work: ids with gaps, a URL that does not parse, ..."""
 
 
+# Where rb raised a built-in exception, ours is also that type, so ``except RuntimeError`` (or
+# ValueError, TypeError) written for rb keeps catching it.
+
+
+class NoTargetHosts(UnroutableCommand, RuntimeError):
+    """A fanout client was used before it was given hosts (rb: RuntimeError)."""
+
+
+class MissingHostId(BadHostSetup, RuntimeError):
+    """A host was given without a host id (rb: RuntimeError)."""
+
+
+class BadHostId(BadHostSetup, ValueError):
+    """A host id that is not an integer (rb: ValueError)."""
+
+
+class DuplicateHostId(BadHostSetup, TypeError):
+    """Two hosts with the same host id (rb: TypeError)."""
+
+
+class UnsupportedHostSetting(BadHostSetup, TypeError):
+    """A combination of host settings that cannot work, e.g. TLS over a unix socket
+    (rb: TypeError)."""
+
+
 class HostError(Exception):
     """An error that happened on one host: carries its ``host_id`` and names it by address,
     never with its password. Catch this to handle any one host's failure."""

@@ -12,7 +12,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .errors import BadHostSetup
+from .errors import (
+    BadHostId,
+    BadHostSetup,
+    DuplicateHostId,
+    MissingHostId,
+    UnsupportedHostSetting,
+)
 
 #: Settings a host accepts (rb's, plus ``username`` for ACL users).
 HOST_FIELDS = (
@@ -279,7 +285,7 @@ def parse_hosts(hosts: Any, host_defaults: Mapping[str, Any] | None = None) -> d
             cfg.setdefault(key, value)
         host = make_host(**cfg)
         if host.host_id in result:
-            raise BadHostSetup(f"Two hosts share the host id {host.host_id!r}.")
+            raise DuplicateHostId(f"Two hosts share the host id {host.host_id!r}.")
         result[host.host_id] = host
     return result
 
@@ -287,14 +293,14 @@ def parse_hosts(hosts: Any, host_defaults: Mapping[str, Any] | None = None) -> d
 def make_host(host_id: Any = None, **settings: Any) -> HostInfo:
     """Build a HostInfo, checking the id and the settings."""
     if host_id is None:
-        raise BadHostSetup("A host needs a host_id.")
+        raise MissingHostId("A host needs a host_id.")
     if isinstance(host_id, bool) or not isinstance(host_id, int):
-        raise BadHostSetup(f"Host ids must be integers, not {type(host_id).__name__}.")
+        raise BadHostId(f"Host ids must be integers, not {type(host_id).__name__}.")
     unknown = set(settings) - set(HOST_FIELDS)
     if unknown:
         raise BadHostSetup(f"Host {host_id} has unknown settings: {', '.join(sorted(unknown))}.")
     if settings.get("ssl") and settings.get("unix_socket_path"):
-        raise BadHostSetup(f"Host {host_id}: TLS is not supported over unix sockets.")
+        raise UnsupportedHostSetting(f"Host {host_id}: TLS is not supported over unix sockets.")
     _check_number(host_id, "port", settings.get("port"), 1, 65535)
     _check_number(host_id, "db", settings.get("db"), 0, None)
     cert_reqs = (settings.get("ssl_options") or {}).get("cert_reqs")

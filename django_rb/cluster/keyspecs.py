@@ -21,7 +21,14 @@ from typing import Any
 from django_rb.cluster._keyspecs_table import COMMANDS, REDIS_VERSION
 from django_rb.cluster.errors import UnroutableCommand
 
-__all__ = ["REDIS_VERSION", "UnroutableCommand", "command_keys", "command_name", "is_known"]
+__all__ = [
+    "REDIS_VERSION",
+    "UnroutableCommand",
+    "command_keys",
+    "command_name",
+    "is_known",
+    "routing_keys",
+]
 
 _ADVICE = (
     "use cluster.fanout()/all() to run it on every host, "
@@ -106,11 +113,18 @@ class _Command:
             return pos
         return None
 
-    def positions(self, argv: Sequence[Any]) -> list[int] | None:
-        """argv indexes of the keys; None or [] when Redis would reject the arguments."""
+    def positions(self, argv: Sequence[Any], lenient: bool = False) -> list[int] | None:
+        """argv indexes of the keys; None or [] when Redis would reject the arguments.
+
+        ``lenient``: a wrong argument count still gives the keys found where the key spec puts
+        them (how rb routed ``SADD key`` without members: to the key's host, which replies
+        with the arity error).
+        """
         argc = len(argv)
         if argc < self.min_argc or argc > self.max_argc:
-            return None
+            if not lenient or self.finder is not None or self.problem is not None:
+                return None
+            return _spec_positions(self.specs, argv)
         if self.problem is not None:
             raise UnroutableCommand(f"{self.problem}, so django_rb cannot route it: {_ADVICE}.")
         if self.finder is not None:
@@ -320,7 +334,14 @@ def command_keys(args: tuple | list) -> list:
     return _other_keys(args)
 
 
-def _other_keys(args: Sequence[Any]) -> list:
+def routing_keys(args: tuple | list) -> list:
+    """``command_keys``, except that a known command with a wrong argument count still gives
+    the keys at their places, so it goes to that key's host and the server's own arity error
+    comes back (as with rb) instead of a claim that the command has no key."""
+    return command_keys(args) or _other_keys(args, lenient=True)
+
+
+def _other_keys(args: Sequence[Any], lenient: bool = False) -> list:
     """Everything but the single-fixed-key case: MGET, EVAL, XREAD, keyless, odd spellings."""
     try:
         command = _SPELLED.get(args[0])
@@ -329,7 +350,7 @@ def _other_keys(args: Sequence[Any]) -> list:
     if command is None:
         command, args = _resolve(args)
     # else: a one-word name, so args is already the argv Redis will see.
-    positions = command.positions(args)
+    positions = command.positions(args, lenient)
     if not positions:
         return []
     return [args[i] for i in positions]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import UnroutableCommand
 from .hosts import assert_gapless, rb_host_description
 from .ketama import Ketama, key_bytes
-from .keyspecs import command_keys
+from .keyspecs import routing_keys
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -32,7 +32,7 @@ class BaseRouter:
 
     def get_key(self, command: str, args: tuple[Any, ...]) -> Any:
         """The one key a command works on (``UnroutableCommand`` if none or several)."""
-        keys = command_keys((command, *args))
+        keys = routing_keys((command, *args))
         if len(keys) == 1:
             return keys[0]
         if not keys:
@@ -44,7 +44,7 @@ class BaseRouter:
 
     def get_host_for_command(self, command: str, args: tuple[Any, ...]) -> int:
         """The host a command must go to; all its keys must live there."""
-        keys = command_keys((command, *args))
+        keys = routing_keys((command, *args))
         if not keys:
             raise _no_key(command)
         host_id = self.get_host_for_key(keys[0])

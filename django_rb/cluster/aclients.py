@@ -1,0 +1,231 @@
+"""Async clients: ``async with cluster.amap()``, ``afanout()`` / ``aall()``, and awaitable
+routing and local clients, all running their rounds on the asyncio engine.
+
+The mapping and fanout clients are the sync ones (same queueing, routing, auto-batching and
+promises); only the end of the block differs: it awaits ``arun_round`` instead of running the
+selector loop. Each block has its own buffers, so any number of tasks may run their own
+``amap()`` on one cluster at once without seeing each other's commands.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from redis import Redis
+
+from .aio import arun_round
+from .apool import AsyncPool, LoopPools
+from .buffer import CommandBuffer
+from .clients import FanoutClient, MappingClient, _ClusterClient
+from .engine import RoundErrors
+from .hosts import HostInfo
+from .promise import Promise
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+
+class _AsyncRounds:
+    """What turns a mapping/fanout client into an async one: rounds are awaited at the end.
+
+    ``max_concurrency`` holds the hosts queued so far as one round of their own (sent in
+    order when the block ends) instead of sending them early, which would need an await.
+    """
+
+    _cluster: Cluster
+    _buffers: dict[int, CommandBuffer]
+    _errors: RoundErrors
+    _held: list[list[CommandBuffer]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # the sync client's arguments, unchanged
+        self._held = []
+
+    def _flush(self, timeout: float | None = None) -> None:
+        """Called when ``max_concurrency`` hosts are queued: keep them for a round of their own."""
+        if self._buffers:
+            self._held.append(list(self._buffers.values()))
+            self._buffers.clear()
+
+    def join(self, timeout: float | None = None) -> None:
+        raise TypeError("An async client's round is awaited: use `async with cluster.amap()`.")
+
+    async def ajoin(self, deadline: float | None = None) -> None:
+        """Send everything queued, await every reply (or the deadline), raise the first error."""
+        cluster = self._cluster
+        get_pool = cluster.get_async_pool_for_host
+        try:
+            while self._held or self._buffers:  # a callback may queue more while one settles
+                if self._held:
+                    buffers = self._held.pop(0)
+                else:
+                    buffers = list(self._buffers.values())
+                    self._buffers.clear()
+                await arun_round(buffers, cluster.hosts, get_pool, deadline, self._errors)
+        finally:
+            errors, self._errors = self._errors, RoundErrors()
+            self._held.clear()
+            self._buffers.clear()
+        if errors.first is not None:
+            raise errors.first
+
+    def cancel(self) -> None:
+        """Forget what is queued and not yet sent; those promises stay pending."""
+        self._buffers.clear()
+        self._held.clear()
+
+
+class AsyncMappingClient(_AsyncRounds, MappingClient):  # type: ignore[misc]
+    """Inside ``async with cluster.amap()``: commands return promises at once; the block's end
+    awaits one parallel round over the hosts involved."""
+
+
+class AsyncFanoutClient(_AsyncRounds, FanoutClient):  # type: ignore[misc]
+    """Inside ``async with cluster.afanout()`` / ``aall()``: promises of ``{host_id: value}``."""
+
+
+class AMapManager:
+    """The ``async with`` block: await the round on a clean exit, drop the queue on an error.
+
+    ``timeout`` bounds the whole block from its start: connecting, waiting for a free
+    connection and every reply of every round (callbacks may queue more rounds).
+    """
+
+    def __init__(self, client: AsyncMappingClient | AsyncFanoutClient,
+                 timeout: float | None = None) -> None:  # fmt: skip
+        self.client = client
+        self.timeout = timeout
+        self.deadline: float | None = None
+
+    async def __aenter__(self) -> Any:
+        if self.timeout is not None:
+            self.deadline = time.monotonic() + self.timeout
+        return self.client
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.client.cancel()
+            return
+        await self.client.ajoin(self.deadline)
+
+    def __enter__(self) -> Any:
+        raise TypeError("amap()/afanout()/aall() are async blocks: use `async with`.")
+
+    def __exit__(self, *exc: Any) -> None:  # pragma: no cover - __enter__ always raises
+        pass
+
+
+class AsyncRoutingClient(_ClusterClient, Redis):  # type: ignore[misc]
+    """Awaitable commands, each routed by its key: ``await client.get("k")``."""
+
+    def __init__(self, cluster: Cluster, auto_batch: bool = True) -> None:
+        self._setup(cluster)
+        self.auto_batch = auto_batch
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Run one command on its key's host and return the reply (or raise its error)."""
+        async with self._cluster.amap(auto_batch=self.auto_batch) as client:
+            promise = client.execute_command(*args, **options)
+        return promise.value
+
+    async def run_script(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
+        """A registered script on the host of its keys, loaded there if it lacks it."""
+        async with self._cluster.amap() as client:
+            promise = client.run_script(script, keys, args)
+        return promise.value
+
+    def amap(self, timeout: float | None = None, max_concurrency: int = 64,
+             auto_batch: bool | None = None) -> AMapManager:  # fmt: skip
+        """``async with routing_client.amap() as c:`` — see ``Cluster.amap``."""
+        batch = self.auto_batch if auto_batch is None else auto_batch
+        return self._cluster.amap(timeout, max_concurrency, batch)
+
+
+class AsyncLocalClient(_ClusterClient, Redis):  # type: ignore[misc]
+    """Awaitable commands pinned to one host, keyed or not (``await local.dbsize()``)."""
+
+    def __init__(self, cluster: Cluster, host_id: int) -> None:
+        self._setup(cluster)
+        self.host_id = host_id
+
+    def __repr__(self) -> str:
+        return f"<AsyncLocalClient host={self.host_id}>"
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Run one command on this client's host and return the reply (or raise its error)."""
+        client = AsyncMappingClient(self._cluster)
+        promise = client._buffer(self.host_id).enqueue(args, options)
+        await client.ajoin()
+        return promise.value
+
+
+class AsyncClusterMixin:
+    """The async entry points of a cluster (``Cluster`` and friends inherit them)."""
+
+    hosts: dict[int, HostInfo]
+    codec: Any
+    pool_options: dict[str, Any]
+
+    def _queue_commands(self, client: Any, mapping: Mapping[Any, list[tuple]]) -> dict:
+        raise NotImplementedError
+
+    @property
+    def _loop_pools(self) -> LoopPools:
+        pools = self.__dict__.get("_async_loop_pools")
+        if pools is None:
+            pools = self.__dict__.setdefault("_async_loop_pools", LoopPools())
+        return pools
+
+    def get_async_pool_for_host(self, host: HostInfo) -> AsyncPool:
+        """The asyncio pool of one host on the running event loop."""
+        return self._loop_pools.get(host, self.codec, self.pool_options)
+
+    def amap(
+        self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True
+    ) -> AMapManager:
+        """``async with cluster.amap() as client:`` — map() for coroutines: promises at once,
+        one parallel round awaited when the block ends, the first error raised after all
+        promises settled; ``timeout`` bounds the whole block."""
+        client = AsyncMappingClient(self, max_concurrency, auto_batch)
+        return AMapManager(client, timeout)
+
+    def afanout(self, hosts: Any = None, timeout: float | None = None,
+                max_concurrency: int = 64, auto_batch: bool = True) -> AMapManager:  # fmt: skip
+        """``async with cluster.afanout(hosts=[0, 1]) as client:`` — fanout() for coroutines."""
+        client = AsyncFanoutClient(self, hosts, max_concurrency, auto_batch)
+        return AMapManager(client, timeout)
+
+    def aall(
+        self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True
+    ) -> AMapManager:
+        """``afanout`` to every host."""
+        return self.afanout("all", timeout, max_concurrency, auto_batch)
+
+    async def aexecute_commands(
+        self, mapping: Mapping[Any, list[tuple]], *args: Any, **kwargs: Any
+    ) -> dict[Any, list[Promise]]:
+        """``execute_commands`` awaited: lists of commands per routing key, one parallel round."""
+        async with self.afanout(*args, **kwargs) as client:
+            results = self._queue_commands(client, mapping)
+        return results
+
+    def get_async_routing_client(self, auto_batch: bool = True) -> AsyncRoutingClient:
+        """Awaitable commands routed by key."""
+        return AsyncRoutingClient(self, auto_batch)  # type: ignore[arg-type]
+
+    def get_async_local_client(self, host_id: int) -> AsyncLocalClient:
+        """Awaitable commands on one host."""
+        if host_id not in self.hosts:
+            raise LookupError(f"Host {host_id!r} does not exist")
+        return AsyncLocalClient(self, host_id)  # type: ignore[arg-type]
+
+    def get_async_local_client_for_key(self, key: Any) -> AsyncLocalClient:
+        """The async local client of the host that holds ``key``."""
+        router = self.get_router()  # type: ignore[attr-defined]
+        return self.get_async_local_client(router.get_host_for_key(key))
+
+    async def adisconnect_pools(self) -> None:
+        """Close the running loop's idle connections (busy ones close when they come back)."""
+        self._loop_pools.close_loop()

@@ -1,0 +1,215 @@
+"""One asyncio connection to a host: a Protocol that feeds replies straight into a CommandBuffer.
+
+No streams and no per-reply task: ``data_received`` parses with the same reader as the selector
+engine (hiredis when installed) and settles promises as bytes arrive; the round is told once,
+when the buffer owes nothing more. Connecting and logging in (AUTH, SELECT, CLIENT SETNAME, TLS)
+happen together under the connect timeout, and the login is itself a CommandBuffer round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .buffer import Codec, CommandBuffer
+from .engine import RoundErrors
+from .errors import HostConnectionError, HostTimeoutError
+from .hosts import HostInfo
+from .resp import new_reader
+
+#: Called once per round when a connection is done: ``(connection, error or None)``.
+OnDone = Callable[["AsyncConnection", BaseException | None], None]
+
+
+class AsyncConnection(asyncio.Protocol):
+    """A connection's state between rounds and the buffer it serves during one."""
+
+    def __init__(self, host: HostInfo) -> None:
+        self.host = host
+        self.transport: asyncio.Transport | None = None
+        self.reader = new_reader()
+        self.buffer: CommandBuffer | None = None
+        self.on_done: OnDone | None = None
+        self.errors: RoundErrors | None = None
+        self.closed = False
+        self.last_activity = 0.0
+
+    # -- asyncio callbacks --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        if buffer is None:  # bytes nobody asked for: this connection cannot be trusted
+            self.close()
+            return
+        self.last_activity = time.monotonic()
+        reader = self.reader
+        reader.feed(data)
+        errors = self.errors
+        try:
+            while buffer.expecting:
+                reply = reader.gets()
+                if reply is False:
+                    return
+                try:
+                    error = buffer.on_reply(reply)
+                except Exception as exc:  # a subscriber raised: its promise is settled; go on
+                    error = exc
+                if error is not None and errors is not None:
+                    errors.add(error)
+        except Exception as exc:  # the reply stream itself is broken
+            self.finish(HostConnectionError(f"protocol error: {exc}", self.host))
+            return
+        self.finish(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.buffer is not None:
+            reason = f"connection lost: {exc}" if exc else "connection closed by the server"
+            self.finish(HostConnectionError(reason, self.host))
+
+    # -- rounds -------------------------------------------------------------------------------
+
+    def start(self, buffer: CommandBuffer, on_done: OnDone, errors: RoundErrors) -> None:
+        """Send the buffer's queue; ``on_done`` is called when every reply is in (or it failed)."""
+        self.buffer = buffer
+        self.on_done = on_done
+        self.errors = errors
+        self.last_activity = time.monotonic()
+        transport = self.transport
+        if transport is None or self.closed or transport.is_closing():
+            self.finish(HostConnectionError("connection closed by the server", self.host))
+            return
+        transport.write(buffer.encode())
+
+    def finish(self, error: BaseException | None) -> None:
+        """The round is over for this connection; a failed one is closed (it may hold half a
+        reply) and must not be reused."""
+        on_done = self.on_done
+        self.buffer = self.on_done = self.errors = None
+        if error is not None:
+            self.close()
+        if on_done is not None:
+            on_done(self, error)
+
+    def close(self) -> None:
+        """Drop the connection at once (no goodbye: a stalled server would not read it)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def usable(self) -> bool:
+        """Idle, open and not half-way through anything."""
+        transport = self.transport
+        return not self.closed and transport is not None and not transport.is_closing()
+
+
+def ssl_context(options: Mapping[str, Any] | None) -> ssl.SSLContext:
+    """A client TLS context from a host's ``ssl_options`` (redis-py's ssl_* names, unprefixed)."""
+    options = dict(options or {})
+    context = ssl.create_default_context(
+        cafile=options.get("ca_certs"), capath=options.get("ca_path"), cadata=options.get("ca_data")
+    )
+    reqs = options.get("cert_reqs", "required")
+    if isinstance(reqs, str):
+        reqs = {
+            "none": ssl.CERT_NONE,
+            "optional": ssl.CERT_OPTIONAL,
+            "required": ssl.CERT_REQUIRED,
+        }[reqs.lower()]
+    check_hostname = options.get("check_hostname", False)
+    context.check_hostname = bool(check_hostname) and reqs != ssl.CERT_NONE
+    context.verify_mode = reqs
+    if options.get("certfile"):
+        context.load_cert_chain(
+            options["certfile"], options.get("keyfile"), options.get("password")
+        )
+    if options.get("min_version") is not None:
+        context.minimum_version = options["min_version"]
+    if options.get("ciphers"):
+        context.set_ciphers(options["ciphers"])
+    return context
+
+
+def login_buffer(host: HostInfo, codec: Codec, pool_options: Mapping[str, Any]) -> CommandBuffer:
+    """The handshake as commands: AUTH, SELECT, CLIENT SETNAME (only those that apply)."""
+    buffer = CommandBuffer(host.host_id, codec, auto_batch=False)
+    if host.password is not None:
+        if host.username:
+            buffer.enqueue(("AUTH", host.username, host.password))
+        else:
+            buffer.enqueue(("AUTH", host.password))
+    if host.db and int(host.db):
+        buffer.enqueue(("SELECT", int(host.db)))
+    if pool_options.get("client_name"):
+        buffer.enqueue(("CLIENT SETNAME", pool_options["client_name"]))
+    return buffer
+
+
+async def open_connection(host: HostInfo, codec: Codec, pool_options: Mapping[str, Any],
+                          deadline: float | None = None) -> AsyncConnection:  # fmt: skip
+    """Connect and log in within ``socket_connect_timeout`` (and before ``deadline``, a
+    ``time.monotonic()`` value); a HostError names what failed."""
+    limit = pool_options.get("socket_connect_timeout") or pool_options.get("socket_timeout")
+    what = f"after {limit} s"
+    if deadline is not None and (limit is None or deadline - time.monotonic() < limit):
+        limit, what = max(0.0, deadline - time.monotonic()), "the round's timeout"
+    loop = asyncio.get_running_loop()
+    conn: AsyncConnection | None = None
+    try:
+        async with asyncio.timeout(limit):
+            if host.unix_socket_path is not None:
+                _, conn = await loop.create_unix_connection(
+                    lambda: AsyncConnection(host), host.unix_socket_path
+                )
+            else:
+                tls = ssl_context(host.ssl_options) if host.ssl else None
+                _, conn = await loop.create_connection(
+                    lambda: AsyncConnection(host),
+                    host.host,
+                    int(host.port),
+                    ssl=tls,
+                    server_hostname=host.host if tls is not None else None,
+                )
+            login = login_buffer(host, codec, pool_options)
+            if login.has_queued:
+                await _log_in(conn, login)
+    except TimeoutError:
+        if conn is not None:
+            conn.close()
+        raise HostTimeoutError(f"connect timed out ({what})", host) from None
+    except HostConnectionError:
+        if conn is not None:
+            conn.close()
+        raise
+    except OSError as exc:
+        raise HostConnectionError(exc.strerror or type(exc).__name__, host) from None
+    except BaseException:  # cancelled mid-connect: nothing half-open stays behind
+        if conn is not None:
+            conn.close()
+        raise
+    return conn
+
+
+async def _log_in(conn: AsyncConnection, login: CommandBuffer) -> None:
+    done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    errors = RoundErrors()
+
+    def on_done(_conn: AsyncConnection, error: BaseException | None) -> None:
+        if not done.done():
+            done.set_result(error)
+
+    conn.start(login, on_done, errors)
+    failure = await done
+    if failure is None:
+        failure = errors.first
+    if failure is not None:
+        if isinstance(failure, HostConnectionError):
+            raise failure
+        raise HostConnectionError(f"login failed: {failure}", conn.host)

@@ -1,0 +1,187 @@
+"""The asyncio engine: one round over many hosts, every host written before any reply is read.
+
+The selector engine's twin for event loops. It drives the same command buffers (what to send,
+whose promise each reply settles); ``AsyncConnection`` parses replies as they arrive, and the
+round waits on one future until every host is done, failed or past its deadline. Hosts that
+need a connection connect (and log in) concurrently; hosts with an idle one start at once.
+Whatever ends a round early (cancellation, a timeout around it) drops every connection that
+may still hold part of a reply and gives the untouched ones back, so nothing leaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Iterable
+
+from .aconnection import AsyncConnection
+from .apool import AsyncPool
+from .buffer import CommandBuffer
+from .engine import RoundErrors, _settle_failure
+from .errors import HostConnectionError, HostTimeoutError
+from .hosts import HostInfo
+
+
+class _Link:
+    """One host in one round: its buffer, the pool its connection goes back to."""
+
+    __slots__ = ("round", "buffer", "pool", "conn", "started", "finished")
+
+    def __init__(self, round_: _Round, buffer: CommandBuffer, pool: AsyncPool,
+                 conn: AsyncConnection) -> None:  # fmt: skip
+        self.round = round_
+        self.buffer = buffer
+        self.pool = pool
+        self.conn = conn
+        self.started = False
+        self.finished = False
+
+    def on_done(self, conn: AsyncConnection, error: BaseException | None) -> None:
+        self.finished = True
+        if error is None:
+            self.pool.release(conn)
+        else:
+            self.pool.discard(conn)
+            _settle_failure(self.buffer, error, self.round.errors)
+        self.round.link_done()
+
+    def due(self, deadline: float | None) -> tuple[float, bool]:
+        """When this host times out, and whether the round's deadline is what ends it."""
+        idle = self.pool.wait_timeout
+        if idle is None:
+            return (deadline, True) if deadline is not None else (float("inf"), False)
+        quiet_until = self.conn.last_activity + idle
+        if deadline is not None and deadline <= quiet_until:
+            return deadline, True
+        return quiet_until, False
+
+
+class _Round:
+    """The hosts of one round and the one future that says they are all done."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, errors: RoundErrors,
+                 deadline: float | None) -> None:  # fmt: skip
+        self.loop = loop
+        self.errors = errors
+        self.deadline = deadline
+        self.links: list[_Link] = []
+        self.remaining = 0
+        self.waiter: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def start_all(self) -> None:
+        """Write every host's pipeline now, before the loop can deliver any reply."""
+        self.remaining = len(self.links)
+        for link in self.links:
+            link.started = True
+            link.conn.start(link.buffer, link.on_done, self.errors)
+
+    def link_done(self) -> None:
+        self.remaining -= 1
+        waiter = self.waiter
+        if not self.remaining and waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until every host is done; a quiet host past its timeout fails alone."""
+        if not self.remaining:
+            return
+        self.waiter = self.loop.create_future()
+        self._check()
+        await self.waiter
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        next_due = None
+        for link in self.links:
+            if link.finished:
+                continue
+            due, by_round = link.due(self.deadline)
+            if due <= now:
+                what = "the round's timeout" if by_round else "socket_timeout"
+                link.conn.finish(HostTimeoutError(f"no reply within {what}", link.conn.host))
+            elif next_due is None or due < next_due:
+                next_due = due
+        if next_due is not None and next_due != float("inf") and self.remaining:
+            self.timer = self.loop.call_later(next_due - now, self._check)
+
+    def abandon(self, error: BaseException) -> None:
+        """The round ended early: drop what may hold half a reply, return what sent nothing."""
+        if self.timer is not None:
+            self.timer.cancel()
+        for link in self.links:
+            if link.finished:
+                continue
+            if link.started:
+                link.conn.finish(error)
+            else:
+                link.finished = True
+                link.pool.release(link.conn)
+                _settle_failure(link.buffer, error, self.errors)
+
+
+async def arun_round(
+    buffers: Iterable[CommandBuffer],
+    hosts: dict[int, HostInfo],
+    get_pool: Callable[[HostInfo], AsyncPool],
+    deadline: float | None = None,
+    errors: RoundErrors | None = None,
+) -> RoundErrors:
+    """Send every buffer's queue to its host and settle every promise; never raises for a host.
+
+    ``deadline`` (``time.monotonic()`` based) bounds connecting, waiting for a free connection
+    and every reply; without one each host is bounded by its pool's connect and socket timeouts.
+    """
+    errors = errors if errors is not None else RoundErrors()
+    loop = asyncio.get_running_loop()
+    round_ = _Round(loop, errors, deadline)
+    to_open: list[tuple[CommandBuffer, AsyncPool]] = []
+    for buffer in buffers:
+        if not buffer.has_queued:
+            continue
+        host = hosts.get(buffer.host_id)
+        if host is None:
+            error = HostConnectionError("the host was removed from the cluster", buffer.host_id)
+            _settle_failure(buffer, error, errors)
+            continue
+        pool = get_pool(host)
+        conn = pool.take_idle()
+        if conn is None:
+            to_open.append((buffer, pool))
+        else:
+            round_.links.append(_Link(round_, buffer, pool, conn))
+    try:
+        if to_open:
+            await _connect_all(round_, to_open)
+        round_.start_all()
+        await round_.wait()
+    finally:
+        if any(not link.finished for link in round_.links):
+            round_.abandon(HostConnectionError("the round was interrupted (cancelled)"))
+    return errors
+
+
+async def _connect_all(round_: _Round, to_open: list[tuple[CommandBuffer, AsyncPool]]) -> None:
+    """Connections for the hosts that had no idle one, all opened (and logged in) at once."""
+    tasks = [round_.loop.create_task(pool.acquire(round_.deadline)) for _, pool in to_open]
+    try:
+        await asyncio.wait(tasks)
+    except BaseException:
+        interrupted = HostConnectionError("the round was interrupted (cancelled)")
+        for task, (buffer, pool) in zip(tasks, to_open, strict=True):
+            task.cancel()  # a connection that still arrives goes back to its pool
+            task.add_done_callback(functools.partial(_release_opened, pool))
+            _settle_failure(buffer, interrupted, round_.errors)
+        raise
+    for task, (buffer, pool) in zip(tasks, to_open, strict=True):
+        failure = task.exception()
+        if failure is None:
+            round_.links.append(_Link(round_, buffer, pool, task.result()))
+        else:
+            _settle_failure(buffer, failure, round_.errors)
+
+
+def _release_opened(pool: AsyncPool, task: asyncio.Task[AsyncConnection]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        pool.release(task.result())

@@ -1,0 +1,247 @@
+"""RateLimiter: GCRA token buckets on the cluster, several limits decided in one map() round.
+
+Every operation is built the same way, so an async engine can reuse it by swapping one call:
+``plan()`` turns limits into one script call per node (limits on one node are decided together),
+``queue()`` puts those calls on a map() client, ``read()`` turns the replies into decisions.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from django_rb.cluster.promise import Promise
+from django_rb.cluster.scripts import ClusterScript
+
+from .rates import BadRate, Rate, check_cost, parse_rate
+
+#: The bucket script: one EVALSHA per node per round (EVAL with the body where not loaded).
+BUCKET_LUA = importlib.resources.files(__package__).joinpath("bucket.lua").read_text()
+
+#: Made once (given as bytes it needs no client's encoder); each call names its client.
+_BUCKET = ClusterScript(cast(Any, None), BUCKET_LUA.encode())
+
+_US = 1_000_000
+
+
+class LimiterUnavailable(RuntimeError):
+    """Some limits could not be decided (a node is down or stalled). ``decisions`` holds the
+    ones that were, in request order with ``None`` for the rest; ``errors`` the causes."""
+
+    def __init__(self, decisions: list[Decision | None], errors: list[BaseException]) -> None:
+        self.decisions = decisions
+        self.errors = errors
+        undecided = sum(decision is None for decision in decisions)
+        super().__init__(f"{undecided} of {len(decisions)} rate limits undecided: {errors[0]}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one limit; ``retry_after``/``reset_after`` are seconds.
+
+    ``limit`` and ``remaining`` are None for a limit whose rate is None (never limited).
+    """
+
+    key: str
+    rate: Rate | None
+    allowed: bool
+    limit: int | None
+    remaining: int | None
+    retry_after: float
+    reset_after: float
+    name: str = ""
+
+    @property
+    def unlimited(self) -> bool:
+        """True for a rate of None: nothing was counted."""
+        return self.rate is None
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit to check: a bucket ``key`` with its ``rate``, charged ``cost`` tokens."""
+
+    key: str
+    rate: Rate | None
+    cost: int = 1
+    name: str = ""
+
+
+@dataclass
+class Plan:
+    """The script calls of one operation: per node, which limits go into its call."""
+
+    limits: list[Limit]
+    spend: bool
+    now_us: str
+    #: host id -> indexes into ``limits``
+    by_host: dict[int, list[int]] = field(default_factory=dict)
+    #: decisions known without asking Redis (rate None or 0)
+    known: dict[int, Decision] = field(default_factory=dict)
+
+
+def as_limit(
+    key: str, rate: str | Rate | None, burst: int | None = None, cost: int = 1, name: str = ""
+) -> Limit:
+    """A Limit from the public arguments, checking them now rather than in the script."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"A rate limit key is a non-empty string, not {key!r}.")
+    cost = check_cost(cost)
+    parsed = None if rate is None else parse_rate(rate, burst)
+    if parsed is not None and not parsed.blocks_everything and cost > parsed.burst:
+        raise BadRate(
+            f"cost {cost} is more than the burst of {parsed} ({parsed.burst} tokens): "
+            "such a request could never be allowed."
+        )
+    return Limit(key, parsed, cost, name)
+
+
+def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: float | None) -> Plan:
+    """Group limits by the node of their bucket; settle rates None and 0 without Redis."""
+    result = Plan(list(limits), spend, "" if now is None else str(round(now * _US)))
+    for index, limit in enumerate(result.limits):
+        rate = limit.rate
+        if rate is None:
+            result.known[index] = Decision(limit.key, None, True, None, None, 0.0, 0.0, limit.name)
+        elif rate.blocks_everything:
+            result.known[index] = Decision(
+                limit.key, rate, False, 0, 0, float(rate.period), 0.0, limit.name
+            )
+        else:
+            host_id = router.get_host_for_key(f"{prefix}:{limit.key}")
+            result.by_host.setdefault(host_id, []).append(index)
+    if any(not d.allowed for d in result.known.values()):
+        result.spend = False  # blocked whatever Redis says: spend nobody's tokens
+    return result
+
+
+def queue(work: Plan, client: Any, prefix: str) -> dict[int, Promise]:
+    """One bucket script call per node on a map() client; promises by host id."""
+    promises = {}
+    mode = "1" if work.spend else "0"
+    for host_id, indexes in work.by_host.items():
+        keys = []
+        argv: list[Any] = [work.now_us, mode]
+        for index in indexes:
+            limit = work.limits[index]
+            rate = limit.rate
+            assert rate is not None
+            keys.append(f"{prefix}:{limit.key}")
+            argv += [f"{rate.interval * _US:.3f}", rate.burst, limit.cost]
+        promises[host_id] = _BUCKET(keys, argv, client=client)
+    return promises
+
+
+def read(work: Plan, promises: dict[int, Promise]) -> list[Decision]:
+    """Decisions in the order of the limits; raises LimiterUnavailable for failed nodes."""
+    decisions: list[Decision | None] = [work.known.get(i) for i in range(len(work.limits))]
+    errors: list[BaseException] = []
+    for host_id, indexes in work.by_host.items():
+        promise = promises.get(host_id)
+        if promise is None or not promise.is_resolved:
+            errors.append(_reason(promise, host_id))
+            continue
+        reply = promise.value
+        for position, index in enumerate(indexes):
+            allowed, remaining, retry_us, reset_us = reply[position * 4 : position * 4 + 4]
+            limit = work.limits[index]
+            assert limit.rate is not None
+            decisions[index] = Decision(
+                limit.key,
+                limit.rate,
+                bool(allowed),
+                limit.rate.burst,
+                int(remaining),
+                int(retry_us) / _US,
+                int(reset_us) / _US,
+                limit.name,
+            )
+    if errors:
+        raise LimiterUnavailable(decisions, errors)
+    return [d for d in decisions if d is not None]
+
+
+def _reason(promise: Promise | None, host_id: int) -> BaseException:
+    if promise is not None and promise.is_rejected and isinstance(promise.reason, BaseException):
+        return promise.reason
+    return TimeoutError(f"host {host_id}: no answer from the rate limit script")
+
+
+class RateLimiter:
+    """Token buckets (GCRA, one key per bucket) on a cluster, decided by the node's clock.
+
+    ``cluster`` is a name in ``RB_CLUSTERS``, a cluster object, or None for the
+    ``RB_RATELIMIT["CLUSTER"]`` setting; ``timeout`` bounds each round (seconds).
+    """
+
+    def __init__(
+        self, cluster: Any = None, prefix: str = "rl", timeout: float | None = None
+    ) -> None:
+        self._cluster = cluster
+        self.prefix = prefix
+        self.timeout = timeout
+
+    @property
+    def cluster(self) -> Any:
+        """The cluster, looked up per call when given by name (it follows settings changes)."""
+        if self._cluster is None or isinstance(self._cluster, str):
+            from django_rb import get_cluster  # noqa: PLC0415  (Django only when named)
+
+            from .conf import get_settings  # noqa: PLC0415
+
+            return get_cluster(self._cluster or get_settings().cluster)
+        return self._cluster
+
+    def consume(
+        self,
+        key: str,
+        rate: str | Rate | None,
+        burst: int | None = None,
+        cost: int = 1,
+        now: float | None = None,
+    ) -> Decision:
+        """Spend ``cost`` tokens of ``key``'s bucket if it holds them; one round trip."""
+        return self.run([as_limit(key, rate, burst, cost)], spend=True, now=now)[0]
+
+    def peek(
+        self, key: str, rate: str | Rate | None, burst: int | None = None, now: float | None = None
+    ) -> Decision:
+        """What ``consume(key, rate, burst)`` would answer, without spending anything."""
+        return self.run([as_limit(key, rate, burst, 1)], spend=False, now=now)[0]
+
+    def consume_many(
+        self, limits: Iterable[tuple[Any, ...] | Limit], now: float | None = None
+    ) -> list[Decision]:
+        """Decide ``[(key, rate, burst, cost), ...]`` in one parallel round (one script call
+        per node); limits on one node spend nothing unless all of them allow the request."""
+        return self.run([_to_limit(item) for item in limits], spend=True, now=now)
+
+    def run(self, limits: Sequence[Limit], spend: bool, now: float | None = None) -> list[Decision]:
+        """Decide prepared limits in one round (spending tokens when ``spend``)."""
+        cluster = self.cluster
+        work = plan(limits, self.prefix, cluster.get_router(), spend, now)
+        promises: dict[int, Promise] = {}
+        if work.by_host:
+            try:
+                with cluster.map(timeout=self.timeout) as client:
+                    promises = queue(work, client, self.prefix)
+            except Exception:
+                if not promises:  # failed before anything was sent: a bug, not a node
+                    raise
+                # else each promise says how its node fared; read() reports the failed ones
+        return read(work, promises)
+
+    def reset(self, key: str) -> None:
+        """Forget ``key``'s bucket: it is full again."""
+        with self.cluster.map(timeout=self.timeout) as client:
+            client.delete(f"{self.prefix}:{key}")
+
+
+def _to_limit(item: tuple[Any, ...] | Limit) -> Limit:
+    if isinstance(item, Limit):
+        return item
+    if not isinstance(item, tuple | list) or not 2 <= len(item) <= 4:
+        raise ValueError(f"A limit is (key, rate[, burst[, cost]]), not {item!r}.")
+    return as_limit(*item)

@@ -1,0 +1,316 @@
+"""The asyncio engine under failure: dead and stalled nodes, amap(timeout=), full pools that
+wait, cancelled rounds that leak nothing, logins (AUTH, SELECT, ACL users, unix sockets)."""
+
+import asyncio
+import os
+import random
+import time
+
+import pytest
+import redis
+
+from django_rb.cluster import Cluster, HostConnectionError, HostTimeoutError
+from django_rb.testing import cluster_hosts, healthy, keys_per_host
+
+
+@pytest.fixture
+def three_nodes(redis_nodes):
+    with healthy(redis_nodes(3, password="pa55word")) as nodes:
+        yield nodes
+
+
+def make_cluster(nodes, db=0, **pool_options):
+    return Cluster(cluster_hosts(nodes, db), pool_options=pool_options or None)
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def pools_of(cluster):
+    return cluster._loop_pools.for_loop()
+
+
+def test_dead_node_fails_its_keys_only_and_names_the_host(three_nodes, arun):
+    cluster = make_cluster(three_nodes)
+    owners = keys_per_host(cluster, 5)
+    for keys in owners.values():
+        for key in keys:
+            cluster.get_routing_client().set(key, key)
+    three_nodes[1].stop()
+
+    async def main():
+        async with cluster.amap() as client:
+            holder.update({key: client.get(key) for keys in owners.values() for key in keys})
+
+    holder = {}
+    started = time.monotonic()
+    with pytest.raises(HostConnectionError) as info:
+        arun(main())
+    assert time.monotonic() - started < 2.0
+    err = info.value
+    assert isinstance(err, redis.ConnectionError) and err.host_id == 1
+    assert "host 1 (127.0.0.1:" in str(err) and "pa55word" not in str(err)
+    for key, promise in holder.items():
+        if key in owners[1]:
+            assert promise.is_rejected and promise.reason is err
+        else:
+            assert promise.value == key.encode()
+
+
+def test_stalled_node_under_amap_timeout(three_nodes, arun):
+    cluster = make_cluster(three_nodes, socket_timeout=10)
+    owners = keys_per_host(cluster, 5)
+
+    async def main():
+        async with cluster.aall() as client:  # pooled connections: only the block's clock
+            client.ping()
+        three_nodes[2].pause()
+        started = time.monotonic()
+        try:
+            async with cluster.amap(timeout=0.3) as client:
+                holder.update({k: client.set(k, "1") for keys in owners.values() for k in keys})
+        finally:
+            holder["elapsed"] = time.monotonic() - started
+            three_nodes[2].resume()
+
+    holder = {}
+    with pytest.raises(HostTimeoutError, match="the round's timeout") as info:
+        arun(main())
+    assert 0.25 < holder.pop("elapsed") < 2.0
+    assert info.value.host_id == 2 and isinstance(info.value, redis.TimeoutError)
+    assert all(holder[k].is_rejected for k in owners[2])
+    assert all(holder[k].value is True for h in (0, 1) for k in owners[h])
+
+
+def test_socket_timeout_bounds_a_quiet_host_without_a_block_timeout(three_nodes, arun):
+    cluster = make_cluster(three_nodes, socket_timeout=0.3)
+
+    async def main():
+        async with cluster.aall() as client:
+            client.ping()
+        three_nodes[0].pause()
+        try:
+            async with cluster.aall() as client:
+                pings = client.ping()
+        finally:
+            three_nodes[0].resume()
+            holder.append(pings)
+        # the stalled connection was dropped, not handed back half-read: the next round is clean
+        async with cluster.aall() as client:
+            return client.ping()
+
+    holder = []
+    with pytest.raises(HostTimeoutError, match="socket_timeout"):
+        arun(main())
+
+    async def again():
+        async with cluster.aall() as client:
+            return client.echo("clean")
+
+    assert arun(again()).value == {0: b"clean", 1: b"clean", 2: b"clean"}
+
+
+def test_connects_to_every_host_run_concurrently(three_nodes, arun):
+    cluster = make_cluster(three_nodes, socket_connect_timeout=0.4, socket_timeout=0.4)
+    for node in three_nodes:  # accepted by the kernel, never answered: logins hang
+        node.pause()
+    try:
+        started = time.monotonic()
+        with pytest.raises(HostTimeoutError):
+
+            async def main():
+                async with cluster.aall() as client:
+                    client.ping()
+
+            arun(main())
+        elapsed = time.monotonic() - started
+    finally:
+        for node in three_nodes:
+            node.resume()
+    assert elapsed < 1.0  # three serial logins would take 1.2 s
+
+
+def test_full_pool_waits_instead_of_failing(rb_cluster, rb_nodes, arun):
+    cluster = Cluster(cluster_hosts(rb_nodes), pool_options={"max_connections": 2})
+
+    async def task(n):
+        async with cluster.amap() as client:
+            client.set(f"w{n}", n)
+            promise = client.get(f"w{n}")
+        return promise.value
+
+    async def main():
+        values = await asyncio.gather(*(task(n) for n in range(200)))
+        return values, {h: (p.count, p.in_use) for h, p in pools_of(cluster).items()}
+
+    values, counts = arun(main())
+    assert values == [str(n).encode() for n in range(200)]
+    assert all(count <= 2 and in_use == 0 for count, in_use in counts.values())
+
+
+def test_full_pool_gives_up_at_the_block_deadline(three_nodes, arun):
+    cluster = make_cluster(three_nodes, max_connections=1, socket_timeout=5)
+    key = keys_per_host(cluster, 1)[0][0]
+
+    async def hog():
+        async with cluster.amap(timeout=1.0) as client:
+            client.get(key)
+
+    async def main():
+        async with cluster.amap() as client:
+            client.get(key)  # one pooled connection to host 0
+        three_nodes[0].pause()
+        try:
+            holding = asyncio.ensure_future(hog())
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            with pytest.raises(HostTimeoutError, match="stayed busy"):
+                async with cluster.amap(timeout=0.2) as client:
+                    client.get(key)
+            waited = time.monotonic() - started
+            with pytest.raises(HostTimeoutError):
+                await holding
+        finally:
+            three_nodes[0].resume()
+        return waited
+
+    assert 0.15 < arun(main()) < 0.9
+
+
+def test_hundred_cancelled_rounds_leak_nothing(rb_cluster, arun):
+    big = b"x" * 200_000  # replies arrive in many pieces: cancels land mid-reply too
+    owners = keys_per_host(rb_cluster, 3)
+    keys = [key for ks in owners.values() for key in ks]
+    with rb_cluster.map() as client:
+        for key in keys:
+            client.set(key, big)
+    rng = random.Random(7)
+
+    async def round_():
+        async with rb_cluster.amap() as client:
+            return [client.get(key) for key in keys]
+
+    async def main():
+        await round_()  # warm the pools
+        fds = open_fds()
+        cancelled = 0
+        for _ in range(100):
+            task = asyncio.ensure_future(round_())
+            await asyncio.sleep(rng.random() * 0.004)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                cancelled += 1
+        promises = await round_()  # later rounds still get whole, correct replies
+        pools = pools_of(rb_cluster)
+        return fds, open_fds(), cancelled, promises, [p.in_use for p in pools.values()], pools
+
+    fds_before, fds_after, cancelled, promises, in_use, pools = arun(main())
+    assert cancelled > 20  # most cancels hit a round in flight
+    assert all(p.value == big for p in promises)
+    assert in_use == [0, 0, 0, 0]
+    # a dropped connection is replaced on demand; none accumulate
+    assert fds_after <= fds_before + 4 and all(p.count <= 4 for p in pools.values())
+
+
+def test_asyncio_timeout_around_a_block_leaks_nothing(three_nodes, arun):
+    cluster = make_cluster(three_nodes)
+
+    async def main():
+        async with cluster.aall() as client:
+            client.ping()
+        fds = open_fds()
+        three_nodes[1].pause()
+        try:
+            for _ in range(20):
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.01):
+                        async with cluster.aall() as client:
+                            pings = client.ping()
+                assert pings.is_rejected  # settled, not left pending
+        finally:
+            three_nodes[1].resume()
+        async with cluster.aall() as client:
+            after = client.ping()
+        return fds, open_fds(), after, [p.in_use for p in pools_of(cluster).values()]
+
+    fds_before, fds_after, after, in_use = arun(main())
+    assert after.value == {0: True, 1: True, 2: True}
+    assert in_use == [0, 0, 0] and fds_after <= fds_before + 1
+
+
+def test_login_with_password_and_db(three_nodes, arun):
+    cluster = make_cluster(three_nodes, db=3)
+
+    async def main():
+        async with cluster.amap() as client:
+            client.set("in-db-3", "yes")
+
+    arun(main())
+    admin = redis.Redis(port=three_nodes[0].port, password="pa55word", db=3)
+    router = cluster.get_router()
+    owner = three_nodes[router.get_host_for_key("in-db-3")]
+    assert redis.Redis(port=owner.port, password="pa55word", db=3).get("in-db-3") == b"yes"
+    assert admin.ping()
+
+
+def test_wrong_password_fails_login_without_showing_it(three_nodes, arun):
+    hosts = cluster_hosts(three_nodes)
+    hosts[0]["password"] = "not-the-secret"
+    cluster = Cluster(hosts)
+
+    async def main():
+        async with cluster.aall() as client:
+            client.ping()
+
+    with pytest.raises(HostConnectionError, match="login failed") as info:
+        arun(main())
+    assert info.value.host_id == 0 and "not-the-secret" not in str(info.value)
+
+
+def test_acl_user_login(three_nodes, arun):
+    node = three_nodes[0]
+    admin = redis.Redis(port=node.port, password="pa55word")
+    admin.acl_setuser(
+        "app", enabled=True, passwords=["+app-secret"], keys=["*"], commands=["+@all"]
+    )
+    cluster = Cluster([f"redis://app:app-secret@127.0.0.1:{node.port}/0"])
+
+    async def main():
+        client = cluster.get_async_routing_client()
+        await client.set("acl", "ok")
+        return await cluster.get_async_local_client(0).execute_command("ACL WHOAMI")
+
+    try:
+        assert arun(main()) == "app"
+    finally:
+        admin.acl_deluser("app")
+
+
+def test_unix_socket_host(redis_nodes, arun):
+    node = redis_nodes(1, unix_socket=True)[0]
+    cluster = Cluster([f"unix://{node.socket_path}?db=2"])
+
+    async def main():
+        client = cluster.get_async_routing_client()
+        await client.set("u", "1")
+
+    arun(main())
+    assert redis.Redis(unix_socket_path=node.socket_path, db=2).get("u") == b"1"
+
+
+def test_removed_host_fails_its_commands(rb_cluster, rb_nodes, arun):
+    cluster = Cluster(cluster_hosts(rb_nodes))
+
+    async def main():
+        async with cluster.afanout(hosts=[0, 3]) as client:
+            holder.append(client.ping())
+            cluster.remove_host(3)
+
+    holder = []
+    with pytest.raises(HostConnectionError, match="removed"):
+        arun(main())
+    assert holder[0].is_rejected
+    assert cluster.get_local_client(0).ping()  # host 0 answered: only host 3 failed
