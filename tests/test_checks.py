@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from django_rb.cluster import BaseRouter
+from tests.test_cache import BAD_SETTINGS
 
 GOOD = ["redis://127.0.0.1:7001/0", "redis://127.0.0.1:7002/0"]
 RBCACHE = "django_rb.cache.RBCache"
@@ -115,7 +117,7 @@ def test_e004_only_commas(settings: Any) -> None:
 def test_e005_bad_url_hides_the_password(settings: Any) -> None:
     settings.RB_CLUSTERS = cluster(hosts=[GOOD[0], "redis://:hunter2@127.0.0.1:notaport/0"])
     message = single("django_rb.E005")
-    assert "redis://:***@127.0.0.1:notaport/0" in message.msg
+    assert message.msg == "Host #1 (host 127.0.0.1) does not parse: the port is not a number."
     assert "hunter2" not in str(message)
 
 
@@ -212,8 +214,9 @@ def test_e015_cache_location_urls_do_not_parse(settings: Any) -> None:
     settings.CACHES = {
         "default": {"BACKEND": RBCACHE, "LOCATION": "redis://:hunter2@127.0.0.1:notaport/0"}
     }
-    message = single("django_rb.E015")
-    assert message.msg.startswith("LOCATION hosts do not parse: Host URL redis://:***@127.0.0.1")
+    message = single("django_rb.E005")  # the same check as an RB_CLUSTERS entry's hosts
+    assert message.obj == "CACHES['default']"
+    assert message.msg == "Host #0 (host 127.0.0.1) does not parse: the port is not a number."
     assert "hunter2" not in str(message)
 
 
@@ -221,8 +224,9 @@ def test_e015_cache_location_url_with_a_bad_port_hides_the_password(settings: An
     settings.CACHES = {
         "default": {"BACKEND": RBCACHE, "LOCATION": [GOOD[0], "redis://:hun/ter2@127.0.0.1:x/0"]}
     }
-    message = single("django_rb.E015")
-    assert "ter2" not in str(message)
+    message = single("django_rb.E005")
+    assert "ter2" not in str(message) and "hun" not in str(message)
+    assert "unencoded '/', '?' or '#'" in message.msg
 
 
 @pytest.mark.parametrize(
@@ -260,3 +264,20 @@ def test_silencing_a_check(settings: Any) -> None:
     settings.RB_CLUSTERS = cluster(hosts=[GOOD[0], GOOD[0]])
     settings.SILENCED_SYSTEM_CHECKS = ["django_rb.E007"]
     call_command("check", "--tag", "django_rb")
+
+
+@pytest.mark.parametrize(("location", "options", "words", "code"), BAD_SETTINGS)
+def test_manage_py_check_reports_each_cache_mistake_without_crashing(
+    settings: Any, location: Any, options: Any, words: str, code: str
+) -> None:
+    settings.RB_CLUSTERS = cluster()
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "sharded": {"BACKEND": RBCACHE, "LOCATION": location, "OPTIONS": options},
+    }
+    with pytest.raises(SystemCheckError) as info:  # not ImproperlyConfigured from a backend
+        call_command("check")
+    assert f"django_rb.{code}" in str(info.value)
+    assert re.search(words, str(info.value), flags=re.S)
+    (found,) = [m for m in rb_messages() if m.id == f"django_rb.{code}"]
+    assert found.obj == "CACHES['sharded']" and found.hint

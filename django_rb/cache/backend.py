@@ -29,50 +29,12 @@ from django.core.cache.backends.base import (
     MEMCACHE_MAX_KEY_LENGTH,
     BaseCache,
     default_key_func,
-    get_key_func,
 )
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import cached_property
-from django.utils.module_loading import import_string
 
-from ..cluster.errors import BadHostSetup
-from ..cluster.hosts import HOST_FIELDS
-from ..conf import parse_cache_location, resolve_router
 from .client import RBCacheClient
-from .compressors import get_compressor
-from .serializers import get_serializer
-
-#: Options that only make sense for a cache that owns its cluster (URLs in LOCATION).
-CLUSTER_OPTIONS = {
-    "POOL_OPTIONS",
-    "CONNECTION_POOL_KWARGS",
-    "SOCKET_TIMEOUT",
-    "SOCKET_CONNECT_TIMEOUT",
-    "PASSWORD",
-    "ROUTER",
-}
-
-#: Options of this backend. django-redis's spellings are accepted too (see ``_ALIASES``).
-KNOWN_OPTIONS = CLUSTER_OPTIONS | {
-    "SERIALIZER",
-    "COMPRESSOR",
-    "COMPRESS_MIN_LENGTH",
-    "COMPRESS_LEVEL",
-    "PICKLE_VERSION",
-    "IGNORE_EXCEPTIONS",
-    "LOG_IGNORED_EXCEPTIONS",
-    "REVERSE_KEY_FUNCTION",
-    "SCAN_COUNT",
-    # read by Django's BaseCache; meaningless for Redis (no culling), accepted like RedisCache
-    "MAX_ENTRIES",
-    "CULL_FREQUENCY",
-}
-
-#: Per-node settings: they belong in each LOCATION URL, not in pool options.
-HOST_SETTINGS = set(HOST_FIELDS)
-
-DEFAULT_COMPRESS_MIN_LENGTH = 1024
-DEFAULT_SCAN_COUNT = 1000
+from .conf import DEFAULT_SCAN_COUNT, CacheSettings, first_error_text, read_cache_settings
 
 _GLOB_SPECIAL = re.compile(r"([*?[\]\\])")
 
@@ -109,79 +71,21 @@ class RBCache(BaseCache):
 
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(params)
-        options = dict(params.get("OPTIONS") or {})
-        self._options = options
-        try:
-            location = parse_cache_location(server)  # the same reading as the system checks
-        except BadHostSetup as exc:
-            raise ImproperlyConfigured(f"RBCache {exc}") from None
-        self._cluster_name = location.cluster_name
-        self._locations = location.hosts or [location.cluster_name]
+        # A settings mistake never raises here: Django's own checks build every cache, so
+        # raising would crash `manage.py check` before it could report the mistake. The
+        # first use raises it instead, with the check's words and id.
+        config, problems = read_cache_settings(server, params.get("OPTIONS"))
+        self._server, self._options = server, params.get("OPTIONS")
+        self._config = config
+        self._setup_error = first_error_text(problems)
+        self.reverse_key_func = config.reverse_key_func if config is not None else None
+        self._scan_count = config.scan_count if config is not None else DEFAULT_SCAN_COUNT
 
-        unknown = sorted(name for name in options if name.isupper() and name not in KNOWN_OPTIONS)
-        if unknown:
-            raise ImproperlyConfigured(
-                f"RBCache does not know the OPTIONS {', '.join(unknown)} "
-                "(docs/cache.md lists the ones it has)."
-            )
-        self._pool_options = self._collect_pool_options(options)
-        if self._cluster_name is not None:
-            given = sorted(n for n in options if n in CLUSTER_OPTIONS or not n.isupper())
-            if given:
-                names = ", ".join(given)
-                raise ImproperlyConfigured(
-                    f"RBCache LOCATION {self._cluster_name!r} is a shared cluster from "
-                    f"RB_CLUSTERS; set {names} there, not in the cache's OPTIONS."
-                )
-
-        pool_cls = self._pool_options.pop("pool_class", None)  # Django RedisCache's name
-        self._pool_cls = import_string(pool_cls) if isinstance(pool_cls, str) else pool_cls
-
-        self._serializer = get_serializer(options.get("SERIALIZER"), options)
-        self._compressor = get_compressor(options.get("COMPRESSOR"), options)
-        self._compress_min_length = self._int_option(
-            "COMPRESS_MIN_LENGTH", DEFAULT_COMPRESS_MIN_LENGTH
-        )
-        self._scan_count = self._int_option("SCAN_COUNT", DEFAULT_SCAN_COUNT)
-        self._ignore_exceptions = bool(options.get("IGNORE_EXCEPTIONS", False))
-        self._log_ignored_exceptions = bool(options.get("LOG_IGNORED_EXCEPTIONS", True))
-        reverse = options.get("REVERSE_KEY_FUNCTION")
-        self.reverse_key_func = get_key_func(reverse) if reverse else None
-
-    def _int_option(self, name: str, default: int) -> int:
-        value = self._options.get(name, default)
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ImproperlyConfigured(f"RBCache OPTIONS {name} must be an integer.") from None
-
-    @staticmethod
-    def _collect_pool_options(options: dict[str, Any]) -> dict[str, Any]:
-        """redis-py pool settings from every spelling users bring along.
-
-        Ours (POOL_OPTIONS), django-redis's (CONNECTION_POOL_KWARGS, SOCKET_TIMEOUT,
-        SOCKET_CONNECT_TIMEOUT) and Django RedisCache's (lowercase keys go to the pool).
-        """
-        lowercase = {name: value for name, value in options.items() if not name.isupper()}
-        misplaced = sorted(HOST_SETTINGS & set(lowercase))
-        if misplaced:
-            raise ImproperlyConfigured(
-                f"RBCache OPTIONS {', '.join(misplaced)}: say where the nodes are in LOCATION "
-                "URLs (redis://user:password@host:port/db), or use OPTIONS PASSWORD."
-            )
-        if "serializer" in lowercase:
-            raise ImproperlyConfigured('RBCache takes OPTIONS "SERIALIZER", not "serializer".')
-        pool: dict[str, Any] = {}
-        pool.update(options.get("CONNECTION_POOL_KWARGS") or {})
-        pool.update(options.get("POOL_OPTIONS") or {})
-        pool.update(lowercase)
-        if "SOCKET_TIMEOUT" in options:
-            pool["socket_timeout"] = options["SOCKET_TIMEOUT"]
-        if "SOCKET_CONNECT_TIMEOUT" in options:
-            pool["socket_connect_timeout"] = options["SOCKET_CONNECT_TIMEOUT"]
-        if pool.get("decode_responses"):
-            raise ImproperlyConfigured("RBCache stores bytes; decode_responses must stay off.")
-        return pool
+    def _settings(self) -> CacheSettings:
+        """The validated settings; ImproperlyConfigured (as the check says it) if they are bad."""
+        if self._config is None:
+            raise ImproperlyConfigured(self._setup_error)
+        return self._config
 
     # -- the cluster and the client --------------------------------------------------------
 
@@ -192,10 +96,11 @@ class RBCache(BaseCache):
         A named one comes from ``get_cluster`` on every call (a cheap lookup), so that the
         cache follows RB_CLUSTERS when a test overrides it; one built from URLs is kept.
         """
-        if self._cluster_name is not None:
+        name = self._settings().cluster_name
+        if name is not None:
             from django_rb import get_cluster
 
-            return get_cluster(self._cluster_name)
+            return get_cluster(name)
         return self._own_cluster
 
     @cached_property
@@ -203,21 +108,25 @@ class RBCache(BaseCache):
         """The cluster of the LOCATION URLs, shared with every instance of the same cache."""
         from django_rb.cluster import Cluster
 
-        router = resolve_router(self._options.get("ROUTER"), "RBCache OPTIONS ROUTER")
-        host_defaults = {}
-        if self._options.get("PASSWORD") is not None:
-            host_defaults["password"] = self._options["PASSWORD"]
+        config = self._settings()
+        router, host_defaults = config.router_cls, config.host_defaults
         # the identity of a shared cluster; it may hold a password, so it is never shown
-        identity = repr((self._locations, sorted(self._pool_options.items()), self._pool_cls,
+        identity = repr((config.hosts, sorted(config.pool_options.items()), config.pool_cls,
                          router, sorted(host_defaults.items())))  # fmt: skip
         with _own_clusters_lock:
             cluster = _own_clusters.get(identity)
             if cluster is None:
+                # once per process: what only building it shows (a pool option typo, ...)
+                error = first_error_text(
+                    read_cache_settings(self._server, self._options, deep=True)[1]
+                )
+                if error is not None:
+                    raise ImproperlyConfigured(error)
                 cluster = Cluster(
-                    self._locations,
+                    config.hosts,
                     host_defaults=host_defaults or None,
-                    pool_cls=self._pool_cls,
-                    pool_options=self._pool_options or None,
+                    pool_cls=config.pool_cls,
+                    pool_options=config.pool_options or None,
                     router_cls=router,
                 )
                 _own_clusters[identity] = cluster
@@ -225,13 +134,14 @@ class RBCache(BaseCache):
 
     @cached_property
     def _cache(self) -> RBCacheClient:
+        config = self._settings()
         return RBCacheClient(
             lambda: self.cluster,
-            serializer=self._serializer,
-            compressor=self._compressor,
-            compress_min_length=self._compress_min_length,
-            ignore_exceptions=self._ignore_exceptions,
-            log_ignored_exceptions=self._log_ignored_exceptions,
+            serializer=config.serializer,
+            compressor=config.compressor,
+            compress_min_length=config.compress_min_length,
+            ignore_exceptions=config.ignore_exceptions,
+            log_ignored_exceptions=config.log_ignored_exceptions,
         )
 
     def make_and_validate_keys(self, keys: Iterable[Any], version: Any = None) -> dict[str, Any]:

@@ -13,11 +13,13 @@ most once per ``log_interval`` seconds per node. Every other error is raised.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
+import redis
 from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -48,6 +50,17 @@ INCR_IF_EXISTS = Script(
 
 _last_logged: dict[Any, float] = {}
 _log_lock = threading.Lock()
+
+
+class NotAnInteger(redis.ResponseError, ValueError):
+    """incr/decr on a value that is not an integer (or that the step would overflow).
+
+    A ResponseError like Django's RedisCache raises, and a ValueError like Django's other
+    backends; its text is Redis's own words, without the script's sha.
+    """
+
+
+_SCRIPT_TAIL = re.compile(r"\s*script: [0-9a-f]{40}, on @user_script:\d+\.?$")
 
 
 class UnreadableValue(ValueError):
@@ -227,9 +240,17 @@ class RBCacheClient:
 
     def incr(self, key: str, delta: int, name: str = "") -> int:
         """Atomic INCRBY of an existing key on its node; ValueError if missing (or unreachable)."""
-        value = self._on_key_node(
-            key, None, lambda client: INCR_IF_EXISTS(keys=[key], args=[delta], client=client)
-        )
+        try:
+            value = self._on_key_node(
+                key, None, lambda client: INCR_IF_EXISTS(keys=[key], args=[delta], client=client)
+            )
+        except redis.ResponseError as exc:
+            words = _SCRIPT_TAIL.sub("", str(exc))
+            if "integer" not in words and "overflow" not in words:
+                raise  # another refusal (out of memory, ...): Redis's words as they are
+            raise NotAnInteger(
+                f"Cannot incr or decr key '{name or key}' by {delta}: {words}."
+            ) from None
         if value is None:
             raise ValueError(f"Key '{name or key}' not found.")
         return int(value)

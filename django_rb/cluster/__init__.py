@@ -23,6 +23,8 @@ from .errors import (
 )
 from .hosts import HostInfo
 from .promise import Promise
+from .redirects import ClusterRedirectError
+from .rediscluster import RedisCluster, SlotRouter
 from .router import BaseRouter, ConsistentHashingRouter, PartitionRouter
 from .scripts import ClusterScript
 
@@ -35,6 +37,7 @@ __all__ = [
     "BadHostId",
     "BadHostSetup",
     "BaseRouter",
+    "ClusterRedirectError",
     "Cluster",
     "ClusterScript",
     "DuplicateHostId",
@@ -50,7 +53,9 @@ __all__ = [
     "NoTargetHosts",
     "PartitionRouter",
     "Promise",
+    "RedisCluster",
     "RoutingClient",
+    "SlotRouter",
     "UnroutableCommand",
     "UnsupportedHostSetting",
 ]

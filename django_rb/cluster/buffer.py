@@ -148,11 +148,12 @@ class CommandBuffer:
                 waiting.append((None, entry[3], entry))
             elif len(entry.promises) == 1:  # a run of one is sent as the plain command
                 name = _SINGLE_NAMES[entry.kind]
-                out.append(pack((name.encode(), *entry.args)))
-                waiting.append((None, entry.promises[0], (name, None, None, None)))
+                words = (name.encode(), *entry.args)
+                out.append(pack(words))
+                waiting.append((None, entry.promises[0], (name, words, None, entry.promises[0])))
             else:
                 out.append(_encode_run(entry))
-                waiting.append((entry.kind, entry.promises, None))
+                waiting.append((entry.kind, entry.promises, entry))
         return b"".join(out)
 
     def on_reply(self, reply: Any) -> Exception | None:
@@ -163,8 +164,12 @@ class CommandBuffer:
             self._waiting.clear()
             self._next = 0
         if kind is None:
+            if type(reply) is ReplyError and self.take_over(reply, entry, True):
+                return None
             return _settle_one(self.codec, target, entry[0], entry[2], reply)
         if isinstance(reply, ReplyError):
+            if self.take_over(reply, entry, True):
+                return None
             error = error_from_reply(reply)
             reject_each(target, error)
             return error
@@ -180,13 +185,24 @@ class CommandBuffer:
 
     def fail(self, error: BaseException) -> None:
         """Reject every promise still owed a reply or still queued (the host failed)."""
-        owed = [p for kind, t, _ in self._waiting[self._next :] for p in (t if kind else [t])]
-        for entry in self.queue:
-            owed.extend(entry.promises if type(entry) is Run else [entry[3]])
+        sent = [(entry, True) for _, _, entry in self._waiting[self._next :]]
+        unsent = [(entry, False) for entry in self.queue]
         self._waiting.clear()
         self._next = 0
         self.queue, self.tail_run = [], None
+        owed: list[Promise] = []
+        for entry, was_sent in sent + unsent:
+            if not self.take_over(error, entry, was_sent):
+                owed.extend(entry.promises if type(entry) is Run else [entry[3]])
         reject_each(owed, error)
+
+    def take_over(self, error: BaseException, entry: Any, sent: bool) -> bool:
+        """Hook for subclasses that re-send failed commands elsewhere (Redis Cluster redirects
+        and failover): called with an error reply (a ``ReplyError``) or a host's failure, before
+        the promises of ``entry`` (a queued ``(NAME, words, options, promise)`` tuple or a
+        ``Run``) are rejected; ``sent`` says whether it may have reached the server. Returning
+        True takes the command over: the buffer then leaves its promises alone."""
+        return False
 
 
 def _encode_run(run: Run) -> bytes:

@@ -393,6 +393,10 @@ class MapManager:
 class RoutingClient(_ClusterClient, Redis):
     """Immediate results, each command sent to the host its key lives on (thread safe)."""
 
+    #: what ``get_mapping_client()`` / ``get_fanout_client()`` build (RedisCluster swaps them)
+    mapping_client_class: type[MappingClient] = MappingClient
+    fanout_client_class: type[FanoutClient] = FanoutClient
+
     def __init__(self, cluster: Cluster, auto_batch: bool = True) -> None:
         self._setup(cluster)  # commands run on the hosts' local clients
         self.auto_batch = auto_batch
@@ -418,14 +422,14 @@ class RoutingClient(_ClusterClient, Redis):
     ) -> MappingClient:
         """A promise-returning client; prefer ``map()``, which joins for you."""
         batch = self.auto_batch if auto_batch is None else auto_batch
-        return MappingClient(self._cluster, max_concurrency, batch)
+        return self.mapping_client_class(self._cluster, max_concurrency, batch)
 
     def get_fanout_client(
         self, hosts: Any, max_concurrency: int = 64, auto_batch: bool | None = None
     ) -> FanoutClient:
         """A broadcasting client; prefer ``fanout()``, which joins for you."""
         batch = self.auto_batch if auto_batch is None else auto_batch
-        return FanoutClient(self._cluster, hosts, max_concurrency, batch)
+        return self.fanout_client_class(self._cluster, hosts, max_concurrency, batch)
 
     def map(
         self,

@@ -146,11 +146,15 @@ class Cluster(AsyncClusterMixin):
         with self._lock:
             pool = self._pools.get(host_id)
             if pool is None:
-                host = self.hosts.get(host_id)
+                host = self._host_info(host_id)
                 if host is None:
                     raise LookupError(f"Host {host_id!r} does not exist")
                 pool = self._pools[host_id] = self.pool_cls(**self._pool_kwargs(host))
             return pool
+
+    def _host_info(self, host_id: Any) -> HostInfo | None:
+        """The host a pool is made for (a Redis Cluster also knows replicas besides ``hosts``)."""
+        return self.hosts.get(host_id)
 
     def _pool_kwargs(self, host: HostInfo) -> dict[str, Any]:
         kwargs = dict(self.pool_options)

@@ -158,13 +158,6 @@ def redact_url(url: str) -> str:
     return re.sub(r"(?i)([?&](?:ssl_)?password=)[^&#]*", r"\1***", f"{scheme}{sep}{rest}")
 
 
-def _int_option(value: str, what: str, url: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise BadHostSetup(f"{what} must be a number in host URL {redact_url(url)}") from None
-
-
 def _bool_option(value: str) -> bool | str:
     lowered = value.lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -174,21 +167,74 @@ def _bool_option(value: str) -> bool | str:
     return value
 
 
-def parse_host_url(url: str) -> dict[str, Any]:
-    """Turn ``redis://``, ``rediss://`` or ``unix://`` into host settings (``BadHostSetup`` if bad)."""
+#: A host part that is safe to quote: a name, an IPv4 address or a bracketed IPv6 one.
+_PLAIN_HOST = re.compile(r"([\w.-]+|\[[0-9A-Fa-f:.]+\])(?::\d+)?")
+
+#: What a password must percent-encode in a URL, and how.
+ENCODE_IN_PASSWORDS = "',' %2C  ';' %3B  '/' %2F  '?' %3F  '#' %23  '@' %40  '%' %25"
+
+
+def url_host(url: str) -> str | None:
+    """The host named by ``url`` when it can be told apart from any credentials, else None.
+
+    Only the text after the last ``@`` (or, without one, a plain ``host[:port]``) is ever
+    returned, so no part of a password can be quoted through it.
+    """
+    rest = url.partition("://")[2] if "://" in url else url
+    netloc = re.split("[/?#]", rest, maxsplit=1)[0]
+    if "@" in netloc:
+        after = netloc.rpartition("@")[2]
+    elif "@" in rest:  # a '/', '?' or '#' in the password cut the credentials short
+        after = re.split("[/?#]", rest.rpartition("@")[2], maxsplit=1)[0]
+    elif "://" not in url:  # not even a URL: perhaps the end of a password cut at a ','
+        return None
+    else:  # no credentials to step over: only a plain host[:digits] is surely not one
+        match = _PLAIN_HOST.fullmatch(netloc)
+        return match.group(1) if match else None
+    match = _PLAIN_HOST.match(after)  # after an '@' a bad port is no secret
+    return match.group(1) if match and after[match.end(1) : match.end(1) + 1] in ("", ":") else None
+
+
+def _cut_password(url: str) -> bool:
+    """True when an ``@`` follows a '/', '?' or '#' with none in the address part before it:
+    the sign of an unencoded delimiter in a password."""
+    rest = url.partition("://")[2]
+    netloc = re.split("[/?#]", rest, maxsplit=1)[0]
+    return "@" not in netloc and "@" in rest
+
+
+def _url_error(url: str, where: str, problem: str) -> BadHostSetup:
+    """A BadHostSetup naming the URL by position and host only: never by its text."""
+    host = url_host(url)
+    named = f"{where} (host {host})" if host else where
+    if _cut_password(url):
+        problem = (
+            "its password holds an unencoded '/', '?' or '#', which ends the address early; "
+            f"percent-encode them ({ENCODE_IN_PASSWORDS})"
+        )
+    return BadHostSetup(f"{named} does not parse: {problem}.")
+
+
+def parse_host_url(url: str, where: str = "A host URL") -> dict[str, Any]:
+    """Turn ``redis://``, ``rediss://`` or ``unix://`` into host settings (``BadHostSetup`` if bad).
+
+    Errors name the URL as ``where`` (its position in a list) and its host when that is
+    clear, never by its text: a URL that does not parse may have been cut inside a password.
+    """
     if not isinstance(url, str):
         raise BadHostSetup(f"A host URL must be a string, not {type(url).__name__}.")
+    url = url.strip()
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:  # its text may quote part of a password: say it in our own words
-        raise BadHostSetup(
-            f"Host URL {redact_url(url)} does not parse: the port is not a number (or a "
-            "password holds an unencoded '/', '?' or '#': percent-encode them, as %2F %3F %23)."
-        ) from None
+        raise _url_error(url, where, "the port is not a number") from None
     if parts.scheme not in URL_SCHEMES:
-        raise BadHostSetup(
-            f"Host URL {redact_url(url)} must start with redis://, rediss:// or unix://."
+        raise _url_error(
+            url,
+            where,
+            "it must start with redis://, rediss:// or unix:// (when it is the end of a "
+            "password holding ',' or ';', percent-encode those as %2C and %3B)",
         )
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     cfg: dict[str, Any] = {}
@@ -203,12 +249,12 @@ def parse_host_url(url: str) -> dict[str, Any]:
 
     if parts.scheme == "unix":
         if not parts.path:
-            raise BadHostSetup(f"Host URL {redact_url(url)} names no socket path.")
+            raise _url_error(url, where, "it names no socket path")
         cfg["unix_socket_path"] = unquote(parts.path)
         db = query.pop("db", None)
     else:
         if not parts.hostname:
-            raise BadHostSetup(f"Host URL {redact_url(url)} names no host.")
+            raise _url_error(url, where, "it names no host")
         cfg["host"] = unquote(parts.hostname)
         if port is not None:
             cfg["port"] = port
@@ -222,16 +268,19 @@ def parse_host_url(url: str) -> dict[str, Any]:
             if ssl_options:
                 cfg["ssl_options"] = ssl_options
     if db is not None:  # unset: host_defaults, else 0
-        cfg["db"] = _int_option(db, "The db", url)
+        try:
+            cfg["db"] = int(db)
+        except ValueError:
+            raise _url_error(url, where, "the db must be a number") from None
     if query:
         names = ", ".join(sorted(query))
-        raise BadHostSetup(f"Host URL {redact_url(url)} has unknown options: {names}.")
+        raise _url_error(url, where, f"it has unknown options: {names}")
     return cfg
 
 
 def _host_config(value: Any, where: str) -> dict[str, Any]:
     if isinstance(value, str):
-        return parse_host_url(value)
+        return parse_host_url(value, where)
     if isinstance(value, Mapping):
         cfg = dict(value)
         unknown = set(cfg) - set(HOST_FIELDS) - {"host_id"}
@@ -239,6 +288,13 @@ def _host_config(value: Any, where: str) -> dict[str, Any]:
             raise BadHostSetup(f"{where} has unknown settings: {', '.join(sorted(unknown))}.")
         return cfg
     raise BadHostSetup(f"{where} must be a dict of settings or a URL, not {type(value).__name__}.")
+
+
+def _id_where(host_id: Any, fallback: str) -> str:
+    """How a message names a host by its id: only an int is quoted (an id may be a URL)."""
+    if isinstance(host_id, int) and not isinstance(host_id, bool):
+        return f"Host {host_id}"
+    return f"Host {fallback} (its id is a {type(host_id).__name__})"
 
 
 def split_host_urls(text: str) -> list[str]:
@@ -257,7 +313,7 @@ def iter_host_configs(hosts: Any) -> Iterator[dict[str, Any]]:
     if isinstance(hosts, Mapping):
         items: Iterable[tuple[Any, Any]] = hosts.items()
         for host_id, value in items:
-            cfg = _host_config(value, f"Host {host_id!r}")
+            cfg = _host_config(value, _id_where(host_id, "in the dict"))
             cfg["host_id"] = host_id
             yield cfg
         return
@@ -269,7 +325,7 @@ def iter_host_configs(hosts: Any) -> Iterator[dict[str, Any]]:
     for position, value in enumerate(hosts):
         if isinstance(value, tuple) and len(value) == 2:  # rb accepted (host_id, config) pairs
             host_id, value = value
-            cfg = _host_config(value, f"Host {host_id!r}")
+            cfg = _host_config(value, _id_where(host_id, f"#{position}"))
             cfg["host_id"] = host_id
         else:
             cfg = _host_config(value, f"Host #{position}")

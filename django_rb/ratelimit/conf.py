@@ -1,6 +1,6 @@
 """RB_RATELIMIT: read and validated in one place, for the decorators and the system checks.
 
-``settings_problems()`` lists what is wrong (ids E101-E110, W101); ``get_settings()`` gives the
+``settings_problems()`` lists what is wrong (ids E101-E110); ``get_settings()`` gives the
 validated values, cached until a setting changes, and raises ``ImproperlyConfigured`` naming the
 first problem, so a check and a request never disagree about a setting.
 """
@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "RAISE": False,
     "PREFIX": "rl",
     "RATES": {},
-    "TIMEOUT": 1.0,
+    "TIMEOUT": None,
 }
 
 
@@ -52,7 +52,7 @@ class RateLimitSettings:
     raise_blocked: bool = False
     prefix: str = "rl"
     rates: Mapping[str, RateSpec] = field(default_factory=dict)
-    timeout: float | None = 1.0
+    timeout: float | None = None
 
 
 def _raw() -> Any:

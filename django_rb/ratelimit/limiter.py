@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from redis.exceptions import RedisError
+
 from django_rb.cluster.promise import Promise
 from django_rb.cluster.scripts import ClusterScript
 
@@ -129,9 +131,18 @@ def queue(work: Plan, client: Any, prefix: str) -> dict[int, Promise]:
             rate = limit.rate
             assert rate is not None
             keys.append(f"{prefix}:{limit.key}")
-            argv += [f"{rate.interval * _US:.3f}", rate.burst, limit.cost]
-        promises[host_id] = _BUCKET(keys, argv, client=client)
+            argv += [rate.interval_us, rate.burst, limit.cost]
+        promises[host_id] = _call_bucket(client, keys, argv)
     return promises
+
+
+def _call_bucket(client: Any, keys: list[str], argv: list[Any]) -> Promise:
+    """The script call as a promise: map() clients give one, a node's own client a reply."""
+    try:
+        reply = _BUCKET(keys, argv, client=client)
+    except RedisError as exc:  # only a node's own client raises here (a node down, ...)
+        return Promise.rejected(exc)
+    return reply if isinstance(reply, Promise) else Promise.resolved(reply)
 
 
 def read(work: Plan, promises: dict[int, Promise]) -> list[Decision]:
@@ -173,7 +184,9 @@ class RateLimiter:
     """Token buckets (GCRA, one key per bucket) on a cluster, decided by the node's clock.
 
     ``cluster`` is a name in ``RB_CLUSTERS``, a cluster object, or None for the
-    ``RB_RATELIMIT["CLUSTER"]`` setting; ``timeout`` bounds each round (seconds).
+    ``RB_RATELIMIT["CLUSTER"]`` setting. ``timeout`` (seconds) bounds each round; without one,
+    rounds are bounded by the cluster's socket timeouts and a batch whose buckets all sit on
+    one node is sent straight to that node's client (cheaper than a map() round).
     """
 
     def __init__(
@@ -223,7 +236,12 @@ class RateLimiter:
         cluster = self.cluster
         work = plan(limits, self.prefix, cluster.get_router(), spend, now)
         promises: dict[int, Promise] = {}
-        if work.by_host:
+        if len(work.by_host) == 1 and self.timeout is None:
+            # one node: one command, sent at once on that node's client (bounded by the
+            # cluster's socket timeouts), which costs less than a map() round
+            (host_id,) = work.by_host
+            promises = queue(work, cluster.get_local_client(host_id), self.prefix)
+        elif work.by_host:
             try:
                 with cluster.map(timeout=self.timeout) as client:
                     promises = queue(work, client, self.prefix)

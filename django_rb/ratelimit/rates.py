@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 #: Seconds per unit letter (and the spelled-out names people write).
@@ -46,6 +46,11 @@ class Rate:
         """Seconds between two tokens (the GCRA emission interval); 0-count rates have none."""
         return self.period / self.count if self.count else float("inf")
 
+    @cached_property
+    def interval_us(self) -> str:
+        """The interval in microseconds as the bucket script reads it."""
+        return f"{self.interval * 1_000_000:.3f}"
+
     @property
     def blocks_everything(self) -> bool:
         """``"0/s"``: no request is ever allowed."""
@@ -77,7 +82,7 @@ def _period_text(period: int) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _parse_text(text: str) -> tuple[int, int]:
+def _parse_text(text: str, burst: int | None) -> Rate:
     match = _RATE_RE.match(text.lower())
     if not match:
         raise BadRate(
@@ -90,7 +95,7 @@ def _parse_text(text: str) -> tuple[int, int]:
     period = (int(multiple) if multiple else 1) * UNITS[unit]
     if period <= 0:
         raise BadRate(f"Rate {text!r}: the period must be longer than zero.")
-    return int(count), period
+    return Rate(int(count), period, int(count) if burst is None else _check_burst(burst, text))
 
 
 def parse_rate(value: str | Rate, burst: int | None = None) -> Rate:
@@ -102,8 +107,9 @@ def parse_rate(value: str | Rate, burst: int | None = None) -> Rate:
         return rate
     if not isinstance(value, str):
         raise BadRate(f"A rate is text like '10/s' or None, not {type(value).__name__}.")
-    count, period = _parse_text(value)
-    return Rate(count, period, count if burst is None else _check_burst(burst, value))
+    if burst is not None and type(burst) is not int:
+        _check_burst(burst, value)  # unhashable or odd: say so before the cache sees it
+    return _parse_text(value, burst)
 
 
 def _check_burst(burst: Any, rate: Any) -> int:

@@ -104,10 +104,10 @@ def decide(request: Any, specs: Sequence[Spec], spend: bool = True) -> Verdict:
     """Decide every spec that applies to ``request`` in one round and record it on the
     request (``request.limited``, ``request.ratelimit``)."""
     config = get_settings()
-    if not config.enable:
-        return Verdict()
-    applying = [(spec, limit) for spec in specs if (limit := spec.limit_for(request, config))]
     verdict = Verdict()
+    applying = []
+    if config.enable:
+        applying = [(spec, limit) for spec in specs if (limit := spec.limit_for(request, config))]
     if applying:
         limiter = RateLimiter(config.cluster, config.prefix, config.timeout)
         try:

@@ -28,17 +28,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        cluster = cluster_for(options)
-        results = per_host_round(
-            cluster,
-            lambda client: {
-                "ping": client.ping(),
-                "dbsize": client.dbsize(),
-                "info": client.info(),
-            },
-            timeout=options["timeout"],
-        )
-        rows = [status_row(result) for result in results.values()]
+        rows = cluster_status(cluster_for(options), timeout=options["timeout"])
         if options["json"]:
             self.stdout.write(json.dumps(rows, indent=2))
         else:
@@ -83,6 +73,21 @@ class Command(BaseCommand):
             self.stdout.write(line(values, styled=True))
         up = sum(1 for row in rows if row["up"])
         self.stdout.write(f"{up} of {len(rows)} hosts up.")
+
+
+def cluster_status(cluster: Any, timeout: float | None = None) -> list[dict[str, Any]]:
+    """Every host's ``status_row``, from one parallel round of PING, DBSIZE and INFO (for
+    pages that show what this command prints)."""
+    results = per_host_round(
+        cluster,
+        lambda client: {
+            "ping": client.ping(),
+            "dbsize": client.dbsize(),
+            "info": client.info(),
+        },
+        timeout=timeout,
+    )
+    return [status_row(result) for result in results.values()]
 
 
 def status_row(result: HostResult) -> dict[str, Any]:

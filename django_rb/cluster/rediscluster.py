@@ -1,0 +1,242 @@
+"""RedisCluster: the ``Cluster`` surface over a real Redis Cluster, routed by slot.
+
+A slot router, not a second engine: the slot map (``CLUSTER SHARDS``, read at first use) names
+the master of each key's slot, ``map()`` keeps one command buffer per master and runs them
+through the same selector engine, and redirects become further rounds of the same block.
+``hosts`` are the current masters keyed by ``"host:port"``; replicas are known too (for
+``read_from_replicas``) but never targeted by ``fanout()`` / ``all()``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ._keyspecs_table import COMMANDS
+from .buffer import Run
+from .clients import MapManager
+from .cluster import Cluster
+from .errors import BadHostSetup, HostError, UnroutableCommand
+from .hosts import HostInfo
+from .keyspecs import command_keys
+from .router import BaseRouter
+from .slotclients import SlotFanoutClient, SlotMappingClient, SlotRoutingClient
+from .slots import SlotMap, key_slot, node_name, read_slot_map
+
+
+class SlotRouter(BaseRouter):
+    """Key -> the master serving CRC16(key) mod 16384 (hash tags honoured), per the live map."""
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        super().__init__(cluster)
+        self.get_host_for_encoded_key = cluster.master_for_encoded_key
+
+    def get_host_for_key(self, key: Any) -> Any:
+        """The master that serves ``key``'s slot."""
+        cluster: RedisCluster = self.cluster  # type: ignore[assignment]
+        return cluster.master_for_encoded_key(cluster.codec.encoder.encode(key))
+
+    def get_host_for_command(self, command: str, args: tuple[Any, ...]) -> Any:
+        """The master of the one slot all the command's keys are in."""
+        cluster: RedisCluster = self.cluster  # type: ignore[assignment]
+        slot, _ = cluster.slot_for_command((command, *args))
+        return cluster.slot_map.owners[slot] or cluster.any_master()
+
+
+class RedisCluster(Cluster):
+    """A Redis Cluster behind the ``Cluster`` API; share it for the process lifetime.
+
+    ``startup_nodes`` are seed URLs or host dicts (one reachable seed is enough); their
+    username, password and TLS settings apply to every node found. ``read_from_replicas``
+    sends read-only commands to replicas (READONLY on their connections).
+    """
+
+    def __init__(
+        self,
+        startup_nodes: Any,
+        pool_options: Mapping[str, Any] | None = None,
+        host_defaults: Mapping[str, Any] | None = None,
+        pool_cls: type | None = None,
+        read_from_replicas: bool = False,
+    ) -> None:
+        super().__init__(
+            startup_nodes,
+            host_defaults=host_defaults,
+            pool_cls=pool_cls,
+            pool_options=pool_options,
+            router_cls=SlotRouter,
+        )
+        if not self._seeds:
+            raise BadHostSetup("A Redis Cluster needs at least one startup node.")
+        for seed in self._seeds:
+            if seed.db != 0:
+                raise BadHostSetup(f"{seed.label}: Redis Cluster has only db 0.")
+            if seed.unix_socket_path is not None:
+                raise BadHostSetup(f"{seed.label}: Redis Cluster nodes are reached over TCP.")
+        self.read_from_replicas = read_from_replicas
+        self._template = self._seeds[0]
+        self._slot_map: SlotMap | None = None
+        self._masters: tuple[SlotMap, dict[str, HostInfo]] | None = None
+        self._refresh_lock = threading.Lock()
+        self.nodes: dict[str, HostInfo] = {}
+        self._replica_turn = 0
+
+    # -- what the base class keeps in ``hosts``: here the seeds, then the masters -----------
+
+    @property  # type: ignore[override]
+    def hosts(self) -> dict[str, HostInfo]:
+        """The current masters, keyed by ``"host:port"``."""
+        slot_map = self.slot_map
+        cached = self._masters
+        if cached is not None and cached[0] is slot_map:
+            return cached[1]
+        masters = {name: self.nodes[name] for name in slot_map.masters}
+        self._masters = (slot_map, masters)
+        return masters
+
+    @hosts.setter
+    def hosts(self, seeds: dict[int, HostInfo]) -> None:
+        self._seeds = list(seeds.values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(seed.endpoint for seed in self._seeds)
+        return f"<RedisCluster seeds=[{shown}]>"
+
+    def add_host(self, *args: Any, **kwargs: Any) -> None:
+        raise BadHostSetup(
+            "A Redis Cluster's nodes come from the servers (CLUSTER SHARDS): add a node with "
+            "CLUSTER MEET and move slots to it; django_rb follows on its own."
+        )
+
+    def remove_host(self, host_id: Any) -> bool:
+        raise BadHostSetup("A Redis Cluster's nodes come from the servers (CLUSTER SHARDS).")
+
+    def _host_info(self, host_id: Any) -> HostInfo | None:
+        return self.nodes.get(host_id)
+
+    # -- the slot map -------------------------------------------------------------------------
+
+    @property
+    def slot_map(self) -> SlotMap:
+        """Who serves each slot (read from the cluster at first use)."""
+        slot_map = self._slot_map
+        if slot_map is None:
+            self.refresh_slots()
+            slot_map = self._slot_map
+            assert slot_map is not None
+        return slot_map
+
+    def refresh_slots(self) -> SlotMap:
+        """Re-read the slot map from the first node that answers (masters, then seeds)."""
+        with self._refresh_lock:
+            known = list(self._slot_map.masters) if self._slot_map is not None else []
+            candidates = known + [self._add_seed(seed) for seed in self._seeds]
+            failures = []
+            for name in dict.fromkeys(candidates):
+                info = self.nodes[name]
+                try:
+                    client = self.get_local_client(name)  # type: ignore[arg-type]
+                    slot_map = read_slot_map(client.execute_command, info.host, info.ssl)
+                except BadHostSetup:
+                    raise
+                except Exception as exc:  # a dead or stalled node: ask the next one
+                    failures.append(f"{info.endpoint}: {type(exc).__name__}: {exc}")
+                    continue
+                for node, (host, port) in slot_map.addresses.items():
+                    self._add_node(node, host, port)
+                self._slot_map = slot_map
+                return slot_map
+        raise HostError(f"No Redis Cluster node answered CLUSTER SHARDS ({'; '.join(failures)}).")
+
+    def _add_seed(self, seed: HostInfo) -> str:
+        return self._add_node(node_name(seed.host, seed.port), seed.host, seed.port)
+
+    def _add_node(self, name: str, host: str, port: int) -> str:
+        if name not in self.nodes:
+            seed = self._template
+            node_id: Any = name  # HostInfo's ids are ints for rb-style clusters, names here
+            self.nodes[name] = HostInfo(
+                node_id, host=host, port=port, username=seed.username, password=seed.password,
+                ssl=seed.ssl, ssl_options=seed.ssl_options,
+            )  # fmt: skip
+        return name
+
+    def learn_node(self, host: str, port: int) -> str:
+        """The name of the node a redirect points at (known from then on)."""
+        return self._add_node(node_name(host, port), host, port)
+
+    def note_moved(self, slot: int, name: str) -> None:
+        """A MOVED reply the freshly read map still contradicts: trust the reply."""
+        slot_map = self.slot_map
+        if slot_map.owners[slot] != name:
+            info = self.nodes[name]
+            self._slot_map = slot_map.moved(slot, name, (info.host, info.port))
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def master_for_encoded_key(self, data: bytes) -> str:
+        """The master serving an encoded key's slot."""
+        return self.slot_map.owners[key_slot(data)] or self.any_master()
+
+    def any_master(self) -> str:
+        """Some master, for a slot no one serves (it answers CLUSTERDOWN, which is retried)."""
+        masters = self.slot_map.masters
+        if not masters:
+            raise HostError("The Redis Cluster serves no slot at all.")
+        return masters[0]
+
+    def replica_for(self, master: str) -> str:
+        """A healthy replica of ``master`` (turn by turn), or the master when it has none."""
+        replicas = self.slot_map.replicas.get(master) or ()
+        if not replicas:
+            return master
+        self._replica_turn += 1
+        return replicas[self._replica_turn % len(replicas)]
+
+    def slot_for_command(self, args: tuple | list) -> tuple[int, bool]:
+        """The one slot a command's keys are in, and whether it only reads."""
+        keys = command_keys(args)
+        name = str(args[0]).upper() if not isinstance(args[0], bytes) else args[0].decode()
+        if not keys:
+            raise UnroutableCommand(
+                f"{name!r} has no key, so no node can be chosen for it. Send it to every "
+                "master with cluster.all() / cluster.fanout(), or to one with a local client."
+            )
+        encode = self.codec.encoder.encode
+        slots = {key_slot(encode(key)) for key in keys}
+        if len(slots) > 1:
+            raise UnroutableCommand(
+                f"{name!r} names keys in {len(slots)} slots of the Redis Cluster, which refuses "
+                "that (CROSSSLOT). Put them in one slot with a hash tag ({user1}:a, {user1}:b), "
+                "or issue one command per key inside cluster.map()."
+            )
+        spec = COMMANDS.get(name.upper())
+        return slots.pop(), spec is not None and "readonly" in spec[1]
+
+    def slot_of_entry(self, entry: Any) -> int | None:
+        """The slot of a buffer entry (a handed-back command), None for keyless ones."""
+        if type(entry) is Run:
+            return key_slot(entry.args[0])
+        try:
+            keys = command_keys(entry[1])
+        except UnroutableCommand:
+            return None
+        return key_slot(keys[0]) if keys else None
+
+    # -- clients ------------------------------------------------------------------------------
+
+    def get_routing_client(self, auto_batch: bool = True) -> SlotRoutingClient:
+        """Immediate results, each command sent to the master of its slot (redirects followed)."""
+        return SlotRoutingClient(self, auto_batch=auto_batch)
+
+    def map(
+        self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True
+    ) -> MapManager:
+        """As ``Cluster.map``: one pipeline per master, redirects followed inside the block."""
+        return MapManager(SlotMappingClient(self, max_concurrency, auto_batch), timeout)
+
+    def fanout(self, hosts: Any = None, timeout: float | None = None, max_concurrency: int = 64,
+               auto_batch: bool = True) -> MapManager:  # fmt: skip
+        """As ``Cluster.fanout``, over masters (``hosts`` are ``"host:port"`` names or "all")."""
+        return MapManager(SlotFanoutClient(self, hosts, max_concurrency, auto_batch), timeout)

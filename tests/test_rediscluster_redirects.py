@@ -1,0 +1,155 @@
+"""Redis Cluster redirects inside one map() block: MOVED after a reshard, ASK during one,
+TRYAGAIN's bounded retries, and a failover picked up mid-block."""
+
+import pytest
+from redis.crc import key_slot
+
+from django_rb.cluster import ClusterRedirectError, HostError, RedisCluster
+
+
+@pytest.fixture(scope="module")
+def reshaped(redis_cluster_nodes):
+    """A Redis Cluster of this module's own: its tests move slots around."""
+    return redis_cluster_nodes(3, 0)
+
+
+@pytest.fixture
+def cluster(reshaped):
+    reshaped.flush()
+    cluster = RedisCluster(reshaped.startup_nodes())
+    yield cluster
+    cluster.disconnect_pools()
+
+
+def keys_in_slot(slot_key, count):
+    """``count`` keys hashed to the slot of ``slot_key`` (by hash tag)."""
+    return [f"{{{slot_key}}}:{i}" for i in range(count)]
+
+
+def other_master(setup, node):
+    return next(m for m in setup.masters if m is not node)
+
+
+def migrate_part(setup, tag, count, moved):
+    """``count`` keys of ``tag``'s slot written, the slot put in migration to another master
+    and the first ``moved`` keys moved there; returns keys, slot, source and target."""
+    keys = keys_in_slot(tag, count)
+    slot = key_slot(tag.encode())
+    setup.client(setup.node_of_slot(slot)).mset({key: key for key in keys})
+    target = other_master(setup, setup.node_of_slot(slot))
+    source = setup.start_migration(slot, target)
+    setup.move_keys(source, target, keys[:moved])
+    return keys, slot, source, target
+
+
+def shards_calls(setup):
+    total = 0
+    for node in setup.masters:
+        info = setup.client(node).info("commandstats")
+        total += info.get("cmdstat_cluster|shards", {}).get("calls", 0)
+    return total
+
+
+def reset_stats(setup):
+    for node in setup.nodes:
+        setup.client(node).config_resetstat()
+
+
+def test_moved_slot_is_followed_in_the_same_block_and_the_map_read_once(cluster, reshaped):
+    keys = keys_in_slot("moved", 30)
+    slot = key_slot(b"moved")
+    others = [f"other{i}" for i in range(100)]
+    with cluster.map() as client:
+        for key in keys + others:
+            client.set(key, key)
+        client.set("{moved}:n", 10)
+    target = other_master(reshaped, reshaped.node_of_slot(slot))
+    source = reshaped.start_migration(slot, target)
+    reshaped.move_keys(source, target, [*keys, "{moved}:n"])
+    reshaped.finish_migration(slot, target)
+    reset_stats(reshaped)
+    with cluster.map(auto_batch=False) as client:  # the map still names the old owner
+        read = [client.get(key) for key in keys + others]
+        counted = client.incr("{moved}:n")
+    assert [p.value for p in read] == [k.encode() for k in keys + others]
+    assert counted.value == 11  # redirected, never applied twice
+    assert reshaped.client(target).get("{moved}:n") == b"11"
+    assert shards_calls(reshaped) == 1  # one refresh for 31 MOVED replies
+    assert cluster.slot_map.owners[slot].endswith(f":{target.port}")
+    assert cluster.get_routing_client().get(keys[0]) == keys[0].encode()
+
+
+def test_folded_gets_of_a_moved_slot_are_followed(cluster, reshaped):
+    assert len(cluster.slot_map.masters) == 3  # read before the move
+    keys, slot, _, target = migrate_part(reshaped, "folded", 20, 20)
+    reshaped.finish_migration(slot, target)
+    with cluster.map() as client:
+        values = client.mget(keys)
+    assert values.value == [k.encode() for k in keys]
+
+
+def test_ask_during_a_migration_goes_to_the_target_with_asking(cluster, reshaped):
+    assert len(cluster.slot_map.masters) == 3  # read before the migration starts
+    keys, slot, source, target = migrate_part(reshaped, "half", 10, 5)  # ASK for 5 keys
+    owner = source
+    reset_stats(reshaped)
+    try:
+        with cluster.map(auto_batch=False) as client:
+            read = [client.get(key) for key in keys]
+            created = client.set("{half}:new", "n")  # absent on the source: ASK as well
+        assert [p.value for p in read] == [k.encode() for k in keys]
+        assert created.value is True
+        asking = reshaped.client(target).info("commandstats").get("cmdstat_asking", {})
+        assert asking.get("calls", 0) == 6
+        assert shards_calls(reshaped) == 0  # ASK does not touch the slot map
+        assert cluster.slot_map.owners[slot].endswith(f":{owner.port}")
+    finally:
+        reshaped.move_keys(source, target, keys[5:])
+        reshaped.finish_migration(slot, target)
+
+
+def test_tryagain_is_retried_a_bounded_number_of_times_then_a_clear_error(cluster, reshaped):
+    keys, slot, source, target = migrate_part(reshaped, "split", 4, 2)  # MGET: TRYAGAIN
+    try:
+        with pytest.raises(ClusterRedirectError, match="TRYAGAIN"):
+            with cluster.map() as client:
+                split = client.mget(keys)  # folded into one MGET of this slot
+                fine = client.get("elsewhere")
+        assert isinstance(split.reason, ClusterRedirectError)
+        assert fine.is_resolved and fine.value is None  # other slots are unaffected
+    finally:
+        reshaped.move_keys(source, target, keys[2:])
+        reshaped.finish_migration(slot, target)
+    assert cluster.get_routing_client().mget(keys) == [k.encode() for k in keys]
+
+
+def test_failover_is_picked_up_reads_retried_other_writes_rejected(redis_cluster_nodes):
+    setup = redis_cluster_nodes(3, 1)
+    master, replica = setup.masters[0], setup.replicas[0]
+    cluster = RedisCluster(setup.startup_nodes(), pool_options={"socket_timeout": 0.5})
+    try:
+        keys = [k for k in (f"f{i}" for i in range(400)) if cluster.get_router()
+                .get_host_for_key(k).endswith(f":{master.port}")][:20]  # fmt: skip
+        spread = [f"s{i}" for i in range(50)]
+        with cluster.map() as client:
+            client.mset({key: key for key in keys + spread})
+            client.set("{f1}:count", 1)
+        setup.client(master).wait(1, 2000)
+        master.pause()  # its connections stay open: commands are sent, never answered
+        setup.client(replica).execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+        setup.wait_ok(without=(master,))
+        with pytest.raises(HostError):
+            with cluster.map(auto_batch=False) as client:
+                read = [client.get(key) for key in keys + spread]
+                counted = client.incr("{f1}:count")
+        assert [p.value for p in read] == [k.encode() for k in keys + spread]
+        assert isinstance(counted.reason, HostError)  # may have run: not sent twice
+        assert str(master.port) in str(counted.reason)
+        assert cluster.slot_map.owners[key_slot(keys[0].encode())].endswith(f":{replica.port}")
+        master.stop()
+        with cluster.map() as client:
+            again = client.mget(keys)
+        assert again.value == [k.encode() for k in keys]
+    finally:
+        master.resume()
+        cluster.disconnect_pools()
