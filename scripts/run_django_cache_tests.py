@@ -27,6 +27,7 @@ import tarfile
 import tempfile
 import unittest
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE_DIR = ROOT / ".django-tests"
@@ -85,13 +86,44 @@ def configure(location: list[str]) -> None:
     )
 
 
-def build_test_case() -> type:
+#: With --via-async, each sync method the suite calls runs its async twin instead.
+ASYNC_TWINS = {
+    name: f"a{name}"
+    for name in (
+        "add", "get", "set", "touch", "delete", "has_key", "incr", "decr", "get_many",
+        "set_many", "delete_many", "clear", "get_or_set", "incr_version", "decr_version",
+    )
+}  # fmt: skip
+
+
+def async_routed_backend() -> type:
+    """RBCache whose sync methods run the async ones through asgiref's ``async_to_sync`` (as
+    a sync caller of async code would), so that BaseCacheTests exercises the async methods."""
+    from asgiref.sync import async_to_sync
+
+    from django_rb.cache import RBCache
+
+    def twin(async_name: str) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return async_to_sync(getattr(self, async_name))(*args, **kwargs)
+
+        return call
+
+    attrs = {name: twin(async_name) for name, async_name in ASYNC_TWINS.items()}
+    return type("AsyncRoutedRBCache", (RBCache,), attrs)
+
+
+def build_test_case(via_async: bool = False) -> type:
     """RBCacheTests: BaseCacheTests set up the way Django sets up RedisCacheTests."""
     import redis
     from cache import tests as django_tests  # Django's tests/cache/tests.py
     from django.test import TestCase, override_settings
 
-    params = {"BACKEND": "django_rb.cache.RBCache", "LOCATION": _location()}
+    backend = "django_rb.cache.RBCache"
+    if via_async:
+        globals()["AsyncRoutedRBCache"] = async_routed_backend()
+        backend = f"{__name__}.AsyncRoutedRBCache"
+    params = {"BACKEND": backend, "LOCATION": _location()}
     # Django excludes the culling aliases for Redis (no MAX_ENTRIES there); so do we, and the
     # cull tests then skip themselves exactly as they do for RedisCacheTests.
     excluded = getattr(django_tests, "redis_excluded_caches", {"cull", "zero_cull"})
@@ -126,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("-k", dest="pattern", help="only tests whose name contains this")
     parser.add_argument("-v", "--verbosity", type=int, default=1)
+    parser.add_argument(
+        "--via-async", action="store_true", help="run every operation through its async twin"
+    )
     args = parser.parse_args(argv)
 
     import django
@@ -140,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from django.test.runner import DiscoverRunner
 
-    case = build_test_case()
+    case = build_test_case(args.via_async)
     suite = unittest.TestLoader().loadTestsFromTestCase(case)
     if args.pattern:
         suite = unittest.TestSuite(t for t in suite if args.pattern in t.id())

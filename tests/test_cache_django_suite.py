@@ -27,11 +27,14 @@ EXPECTED_SKIPS = {
 }
 
 
-def test_django_base_cache_tests_pass(redis_nodes):
+@pytest.mark.parametrize("via", ["sync", "async"])
+def test_django_base_cache_tests_pass(redis_nodes, via):
+    """``async``: every operation the suite calls runs RBCache's native async twin instead."""
     nodes = redis_nodes(3)
     location = ",".join(node.url(0) for node in nodes)
+    extra = ["--via-async"] if via == "async" else []
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--location", location],
+        [sys.executable, str(SCRIPT), "--location", location, *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -23,7 +23,6 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
     MEMCACHE_MAX_KEY_LENGTH,
@@ -311,37 +310,80 @@ class RBCache(BaseCache):
             thread_local=thread_local,
         )
 
-    # -- async: one thread hop per call (BaseCache makes one per key for the *_many calls) ---
+    # -- async: natively on the asyncio engine, no thread hop; the same plans as the sync
+    # methods (django_rb.cache.client), only the engine call differs. Django's BaseCache
+    # builds aget_or_set, adecr, aincr_version and adecr_version from these.
+
+    async def aadd(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.aadd(key, value, self.get_backend_timeout(timeout))
+
+    async def aget(self, key: Any, default: Any = None, version: Any = None) -> Any:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.aget(key, default)
+
+    async def aset(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> bool:  # type: ignore[override]
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.aset(key, value, self.get_backend_timeout(timeout))
+
+    async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.atouch(key, self.get_backend_timeout(timeout))
+
+    async def adelete(self, key: Any, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.adelete(key)
+
+    async def ahas_key(self, key: Any, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        return await self._cache.ahas_key(key)
+
+    async def aincr(self, key: Any, delta: int = 1, version: Any = None) -> int:
+        made = self.make_and_validate_key(key, version=version)
+        return await self._cache.aincr(made, delta, name=key)
 
     async def aget_many(self, keys: Iterable[Any], version: Any = None) -> dict[Any, Any]:
-        return await sync_to_async(self.get_many, thread_sensitive=True)(keys, version)
+        """One parallel round, awaited (Django's BaseCache would await one aget per key)."""
+        key_map = self.make_and_validate_keys(keys, version=version)
+        if not key_map:
+            return {}
+        found = await self._cache.aget_many(key_map)
+        return {key_map[made]: value for made, value in found.items()}
 
     async def aset_many(
         self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None
     ) -> list[Any]:
-        return await sync_to_async(self.set_many, thread_sensitive=True)(data, timeout, version)
+        if not data:
+            return []
+        key_map = self.make_and_validate_keys(data, version=version)
+        safe_data = {made: data[key] for made, key in key_map.items()}
+        failed = await self._cache.aset_many(safe_data, self.get_backend_timeout(timeout))
+        return [key_map[made] for made in failed]
 
     async def adelete_many(self, keys: Iterable[Any], version: Any = None) -> None:
-        return await sync_to_async(self.delete_many, thread_sensitive=True)(keys, version)
+        made = self.make_and_validate_keys(keys, version=version)
+        if made:
+            await self._cache.adelete_many(made)
 
-    async def aget_or_set(
-        self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
-    ) -> Any:
-        return await sync_to_async(self.get_or_set, thread_sensitive=True)(
-            key, default, timeout, version
-        )
+    async def aclear(self) -> bool:
+        return await self._cache.aclear()
 
-    async def ahas_key(self, key: Any, version: Any = None) -> bool:
-        return await sync_to_async(self.has_key, thread_sensitive=True)(key, version)
+    async def attl(self, key: Any, version: Any = None) -> int | None:
+        return await self._cache.attl(self.make_and_validate_key(key, version=version))
 
-    async def aincr(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.incr, thread_sensitive=True)(key, delta, version)
+    async def apttl(self, key: Any, version: Any = None) -> int | None:
+        return await self._cache.apttl(self.make_and_validate_key(key, version=version))
 
-    async def adecr(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.decr, thread_sensitive=True)(key, delta, version)
+    async def aexpire(self, key: Any, timeout: Any, version: Any = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        timeout = self.get_backend_timeout(timeout)
+        if timeout is None:
+            return await self._cache.atouch(key, None)
+        return await self._cache.aexpire(key, timeout)
 
-    async def aincr_version(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.incr_version, thread_sensitive=True)(key, delta, version)
-
-    async def adecr_version(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        return await sync_to_async(self.decr_version, thread_sensitive=True)(key, delta, version)
+    async def apersist(self, key: Any, version: Any = None) -> bool:
+        return await self._cache.apersist(self.make_and_validate_key(key, version=version))

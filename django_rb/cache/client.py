@@ -17,19 +17,20 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, NoReturn
 
 import redis
-from redis.commands.core import Script
+from asgiref.sync import sync_to_async
+from django.core.exceptions import SynchronousOnlyOperation
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from django_rb.cluster.scripts import ClusterScript
 
 from .compressors import Compressor
 from .serializers import Serializer
 
 logger = logging.getLogger("django_rb.cache")
-
-T = TypeVar("T")
 
 #: Errors that mean "this node is unavailable"; the only ones IGNORE_EXCEPTIONS swallows.
 NODE_ERRORS = (RedisConnectionError, RedisTimeoutError)
@@ -40,7 +41,7 @@ PLAIN = b"\x00"
 COMPRESSED = b"\x01"
 
 #: INCRBY only if the key exists, in one step on the node (Django: missing key -> ValueError).
-INCR_IF_EXISTS = Script(
+INCR_IF_EXISTS = ClusterScript(
     None,  # type: ignore[arg-type]  (a bytes script needs no client to compute its sha)
     # the new value is returned as GET's string: a Lua number is a double, exact only to 2**53
     b"if redis.call('EXISTS', KEYS[1]) == 1 then "
@@ -48,8 +49,51 @@ INCR_IF_EXISTS = Script(
     b"return false",
 )
 
+#: PERSIST, answering whether the key exists (PERSIST alone says 0 for a key without expiry).
+PERSIST_IF_EXISTS = ClusterScript(
+    None,  # type: ignore[arg-type]
+    b"redis.call('PERSIST', KEYS[1]) return redis.call('EXISTS', KEYS[1])",
+)
+
 _last_logged: dict[Any, float] = {}
 _log_lock = threading.Lock()
+
+
+class KeyPlan:
+    """One cache operation on one key: the command(s) to run on its node, and how to read
+    the reply. The sync and async methods share it; only the engine call differs."""
+
+    __slots__ = ("key", "default", "call", "read", "on_default", "on_refusal")
+
+    def __init__(self, key: str, default: Any, call: Callable[[Any], Any],
+                 read: Callable[[Any], Any], on_default: Callable[[Any], Any] | None = None,
+                 on_refusal: Callable[[redis.ResponseError], BaseException] | None = None,
+                 ) -> None:  # fmt: skip
+        self.key = key
+        #: the result when the node is unavailable and IGNORE_EXCEPTIONS is on
+        self.default = default
+        #: ``call(client)`` runs the command on a local client (sync or async) of the node
+        self.call = call
+        self.read = read
+        #: applied to ``default`` instead of returning it as is (e.g. to raise)
+        self.on_default = on_default
+        #: the exception to raise for the node's error reply (the reply's own by default)
+        self.on_refusal = on_refusal
+
+
+class RoundPlan:
+    """A cache operation over many keys: what to queue in one parallel round, then how to
+    read the settled promises; ``mode`` is the round's kind (map, fanout, all)."""
+
+    __slots__ = ("queue", "promises", "read", "mode", "options")
+
+    def __init__(self, queue: Callable[[Any], None], promises: Callable[[], Iterable[Any]],
+                 read: Callable[[], Any], mode: str = "map", **options: Any) -> None:  # fmt: skip
+        self.queue = queue
+        self.promises = promises
+        self.read = read
+        self.mode = mode
+        self.options = options
 
 
 class NotAnInteger(redis.ResponseError, ValueError):
@@ -160,117 +204,142 @@ class RBCacheClient:
             host_id, type(error).__name__, error,
         )  # fmt: skip
 
-    def _on_key_node(self, key: str, default: T, call: Callable[[Any], T]) -> T:
-        """Run ``call`` with a client on ``key``'s node; a node error gives ``default`` if ignored."""
+    # -- running plans: the only place that differs between the sync and async methods ------
+
+    def _run_key(self, plan: KeyPlan) -> Any:
+        """Run a one-key plan on a client of its node; a node error gives its default if ignored."""
         try:
-            return call(self.cluster.get_local_client_for_key(key))
+            reply = plan.call(self.cluster.get_local_client_for_key(plan.key))
         except NODE_ERRORS as exc:
-            host_id = getattr(exc, "host_id", None)
-            if host_id is None:
-                host_id = self.cluster.get_router().get_host_for_key(key)
-            self._ignore(exc, host_id)
-            return default
+            return self._key_node_failed(plan, exc)
+        except redis.ResponseError as exc:
+            _refused(plan, exc)
+        return plan.read(reply)
 
-    def _round(self, queue: Callable[[Any], None], promises: Iterable[Any], mode: str = "map",
-               **kwargs: Any) -> None:  # fmt: skip
-        """One parallel round: ``queue(c)`` adds commands; afterwards check their promises.
-
-        The core raises the first error once every promise has settled. Node errors may be
-        ignored; then any other rejection (a command error elsewhere) is still raised.
-        """
+    async def _arun_key(self, plan: KeyPlan) -> Any:
+        """``_run_key`` on the asyncio engine (the plan's call returns an awaitable there)."""
         try:
-            with getattr(self.cluster, mode)(**kwargs) as c:
-                queue(c)
+            reply = await plan.call(self.cluster.get_async_local_client_for_key(plan.key))
+        except NODE_ERRORS as exc:
+            return self._key_node_failed(plan, exc)
+        except redis.ResponseError as exc:
+            _refused(plan, exc)
+        return plan.read(reply)
+
+    def _key_node_failed(self, plan: KeyPlan, exc: BaseException) -> Any:
+        host_id = getattr(exc, "host_id", None)
+        if host_id is None:
+            host_id = self.cluster.get_router().get_host_for_key(plan.key)
+        self._ignore(exc, host_id)
+        if plan.on_default is not None:
+            return plan.on_default(plan.default)
+        return plan.default
+
+    def _run(self, plan: RoundPlan) -> Any:
+        """Run a many-key plan as one parallel round (``map()``, ``fanout()`` or ``all()``)."""
+        try:
+            with getattr(self.cluster, plan.mode)(**plan.options) as c:
+                plan.queue(c)
         except Exception as exc:
-            self._ignore(exc)
-            # ignored: look at every rejection (once per node), since another may not be
-            seen: set[Any] = set()
-            for promise in promises:
-                if promise.is_rejected:
-                    reason = promise.reason
-                    host_id = getattr(reason, "host_id", None)
-                    if host_id not in seen or not isinstance(reason, NODE_ERRORS):
-                        seen.add(host_id)
-                        self._ignore(reason)
+            self._round_failed(plan, exc)
+        return plan.read()
 
-    # -- one key --------------------------------------------------------------------------
+    async def _arun(self, plan: RoundPlan) -> Any:
+        """``_run`` on the asyncio engine (``amap()``, ``afanout()`` or ``aall()``)."""
+        try:
+            async with getattr(self.cluster, "a" + plan.mode)(**plan.options) as c:
+                plan.queue(c)
+        except Exception as exc:
+            self._round_failed(plan, exc)
+        return plan.read()
 
-    def get(self, key: str, default: Any) -> Any:
-        data = self._on_key_node(key, None, lambda client: client.get(key))
-        return default if data is None else self.decode(data)
+    def _round_failed(self, plan: RoundPlan, exc: Exception) -> None:
+        """The core raised the first error once every promise settled. Node errors may be
+        ignored; then any other rejection (a command error elsewhere) is still raised."""
+        self._ignore(exc)
+        # ignored: look at every rejection (once per node), since another may not be
+        seen: set[Any] = set()
+        for promise in plan.promises():
+            if promise.is_rejected:
+                reason = promise.reason
+                host_id = getattr(reason, "host_id", None)
+                if host_id not in seen or not isinstance(reason, NODE_ERRORS):
+                    seen.add(host_id)
+                    self._ignore(reason)
 
-    def set(self, key: str, value: Any, timeout: float | None) -> bool:
+    # -- one key: plans --------------------------------------------------------------------
+
+    def get_plan(self, key: str, default: Any) -> KeyPlan:
+        def read(data: Any) -> Any:
+            return default if data is None else self.decode(data)
+
+        return KeyPlan(key, default, lambda client: client.get(key), read)
+
+    def set_plan(self, key: str, value: Any, timeout: float | None) -> KeyPlan:
         """Store; a timeout <= 0 deletes instead. False only when the node was unavailable."""
         data = self.encode(value)  # before any I/O: an unpicklable value raises either way
         px = to_milliseconds(timeout)
         if px is not None and px <= 0:
-            return self._on_key_node(key, False, lambda client: client.delete(key) >= 0)
-        return self._on_key_node(key, False, lambda client: bool(client.set(key, data, px=px)))
+            return KeyPlan(key, False, lambda client: client.delete(key), lambda n: n >= 0)
+        return KeyPlan(key, False, lambda client: client.set(key, data, px=px), bool)
 
-    def add(self, key: str, value: Any, timeout: float | None) -> bool:
+    def add_plan(self, key: str, value: Any, timeout: float | None) -> KeyPlan:
         """SET NX. With a timeout <= 0 nothing is stored; True if the key was free."""
         data = self.encode(value)
         px = to_milliseconds(timeout)
         if px is not None and px <= 0:
-            return self._on_key_node(key, False, lambda client: not client.exists(key))
-        return self._on_key_node(
-            key, False, lambda client: bool(client.set(key, data, px=px, nx=True))
-        )
+            return KeyPlan(key, False, lambda client: client.exists(key), lambda n: not n)
+        return KeyPlan(key, False, lambda client: client.set(key, data, px=px, nx=True), bool)
 
-    def touch(self, key: str, timeout: float | None) -> bool:
+    def touch_plan(self, key: str, timeout: float | None) -> KeyPlan:
         """New expiry (None = never); True if the key exists."""
         if timeout is None:
-
-            def persist(client: Any) -> bool:
-                # PERSIST answers 0 for a key without expiry too; EXISTS says if it is there
-                pipe = client.pipeline(transaction=False)
-                pipe.persist(key)
-                pipe.exists(key)
-                return bool(pipe.execute()[1])
-
-            return self._on_key_node(key, False, persist)
-        px = max(0, to_milliseconds(timeout))  # type: ignore[type-var]
-        return self._on_key_node(key, False, lambda client: bool(client.pexpire(key, px)))
-
-    def delete(self, key: str) -> bool:
-        return self._on_key_node(key, False, lambda client: bool(client.delete(key)))
-
-    def has_key(self, key: str) -> bool:
-        return self._on_key_node(key, False, lambda client: bool(client.exists(key)))
-
-    def incr(self, key: str, delta: int, name: str = "") -> int:
-        """Atomic INCRBY of an existing key on its node; ValueError if missing (or unreachable)."""
-        try:
-            value = self._on_key_node(
-                key, None, lambda client: INCR_IF_EXISTS(keys=[key], args=[delta], client=client)
+            # PERSIST answers 0 for a key without expiry too: the script says if it is there
+            return KeyPlan(
+                key, False, lambda client: PERSIST_IF_EXISTS(keys=[key], client=client), bool
             )
-        except redis.ResponseError as exc:
+        px = max(0, to_milliseconds(timeout))  # type: ignore[type-var]
+        return self.expire_plan(key, px / 1000)
+
+    def delete_plan(self, key: str) -> KeyPlan:
+        return KeyPlan(key, False, lambda client: client.delete(key), bool)
+
+    def has_key_plan(self, key: str) -> KeyPlan:
+        return KeyPlan(key, False, lambda client: client.exists(key), bool)
+
+    def incr_plan(self, key: str, delta: int, name: str = "") -> KeyPlan:
+        """Atomic INCRBY of an existing key on its node; ValueError if missing (or unreachable)."""
+
+        def read(value: Any) -> int:
+            if value is None:
+                raise ValueError(f"Key '{name or key}' not found.")
+            return int(value)
+
+        def call(client: Any) -> Any:
+            return INCR_IF_EXISTS(keys=[key], args=[delta], client=client)
+
+        def refusal(exc: redis.ResponseError) -> BaseException:
             words = _SCRIPT_TAIL.sub("", str(exc))
             if "integer" not in words and "overflow" not in words:
-                raise  # another refusal (out of memory, ...): Redis's words as they are
-            raise NotAnInteger(
-                f"Cannot incr or decr key '{name or key}' by {delta}: {words}."
-            ) from None
-        if value is None:
-            raise ValueError(f"Key '{name or key}' not found.")
-        return int(value)
+                return exc  # another refusal (out of memory, ...): Redis's words as they are
+            return NotAnInteger(f"Cannot incr or decr key '{name or key}' by {delta}: {words}.")
 
-    def ttl(self, key: str) -> int | None:
+        return KeyPlan(key, None, call, read, on_default=read, on_refusal=refusal)
+
+    def ttl_plan(self, key: str) -> KeyPlan:
         """django-redis's answer: seconds left, None for no expiry, 0 for a missing key."""
-        seconds = self._on_key_node(key, -2, lambda client: client.ttl(key))
-        return _remaining(seconds)
+        return KeyPlan(key, 0, lambda client: client.ttl(key), _remaining)
 
-    def pttl(self, key: str) -> int | None:
+    def pttl_plan(self, key: str) -> KeyPlan:
         """Like ``ttl`` in milliseconds."""
-        ms = self._on_key_node(key, -2, lambda client: client.pttl(key))
-        return _remaining(ms)
+        return KeyPlan(key, 0, lambda client: client.pttl(key), _remaining)
 
-    def expire(self, key: str, timeout: float) -> bool:
+    def expire_plan(self, key: str, timeout: float) -> KeyPlan:
         px = max(0, int(timeout * 1000))
-        return self._on_key_node(key, False, lambda client: bool(client.pexpire(key, px)))
+        return KeyPlan(key, False, lambda client: client.pexpire(key, px), bool)
 
-    def persist(self, key: str) -> bool:
-        return self._on_key_node(key, False, lambda client: bool(client.persist(key)))
+    def persist_plan(self, key: str) -> KeyPlan:
+        return KeyPlan(key, False, lambda client: client.persist(key), bool)
 
     def lock(self, key: str, **kwargs: Any) -> Any:
         """A redis-py Lock at ``key`` on its node (no I/O until acquired)."""
@@ -278,7 +347,7 @@ class RBCacheClient:
 
     # -- many keys: one parallel round each -----------------------------------------------
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+    def get_many_plan(self, keys: Iterable[str]) -> RoundPlan:
         """Values of the keys found; keys on an ignored, unavailable node are simply absent."""
         promises: dict[str, Any] = {}
 
@@ -286,20 +355,22 @@ class RBCacheClient:
             for key in keys:
                 promises[key] = c.get(key)
 
-        self._round(queue, promises.values())
-        decode = self.decode
-        found = {}
-        for key, promise in promises.items():
-            data = promise.value  # None for a missing key, and for an ignored failed node
-            if data is not None:
-                found[key] = decode(data)
-        return found
+        def read() -> dict[str, Any]:
+            decode = self.decode
+            found = {}
+            for key, promise in promises.items():
+                data = promise.value  # None for a missing key, and for an ignored failed node
+                if data is not None:
+                    found[key] = decode(data)
+            return found
 
-    def set_many(self, data: Mapping[str, Any], timeout: float | None) -> list[str]:
-        """Store every pair; returns the keys that could not be written (unavailable nodes)."""
+        return RoundPlan(queue, promises.values, read)
+
+    def set_many_plan(self, data: Mapping[str, Any], timeout: float | None) -> RoundPlan:
+        """Store every pair; reads as the keys that could not be written (unavailable nodes)."""
         px = to_milliseconds(timeout)
         if px is not None and px <= 0:
-            return self.delete_many(data)
+            return self.delete_many_plan(data)
         encoded = {key: self.encode(value) for key, value in data.items()}
         promises: dict[str, Any] = {}
 
@@ -309,19 +380,119 @@ class RBCacheClient:
             for key, value in encoded.items():
                 promises[key] = c.set(key, value, px=px)
 
-        self._round(queue, promises.values())
-        return [key for key, promise in promises.items() if promise.is_rejected]
+        return RoundPlan(queue, promises.values, lambda: _rejected_keys(promises))
 
-    def delete_many(self, keys: Iterable[str]) -> list[str]:
-        """Delete every key; returns the keys that could not be reached."""
+    def delete_many_plan(self, keys: Iterable[str]) -> RoundPlan:
+        """Delete every key; reads as the keys that could not be reached."""
         promises: dict[str, Any] = {}
 
         def queue(c: Any) -> None:
             for key in keys:
                 promises[key] = c.delete(key)
 
-        self._round(queue, promises.values())
-        return [key for key, promise in promises.items() if promise.is_rejected]
+        return RoundPlan(queue, promises.values, lambda: _rejected_keys(promises))
+
+    def clear_plan(self) -> RoundPlan:
+        """FLUSHDB (this cache's db) on every node; False if a node was unavailable."""
+        promises: list[Any] = []
+        return RoundPlan(
+            lambda c: promises.append(c.flushdb()),
+            lambda: promises,
+            lambda: all(p.is_resolved for p in promises),
+            mode="all",
+        )
+
+    # -- the operations: each runs its plan, on the selector engine or on asyncio -------------
+
+    def get(self, key: str, default: Any) -> Any:
+        return self._run_key(self.get_plan(key, default))
+
+    async def aget(self, key: str, default: Any) -> Any:
+        return await self._arun_key(self.get_plan(key, default))
+
+    def set(self, key: str, value: Any, timeout: float | None) -> bool:
+        return self._run_key(self.set_plan(key, value, timeout))
+
+    async def aset(self, key: str, value: Any, timeout: float | None) -> bool:
+        return await self._arun_key(await _abuild(self.set_plan, key, value, timeout))
+
+    def add(self, key: str, value: Any, timeout: float | None) -> bool:
+        return self._run_key(self.add_plan(key, value, timeout))
+
+    async def aadd(self, key: str, value: Any, timeout: float | None) -> bool:
+        return await self._arun_key(await _abuild(self.add_plan, key, value, timeout))
+
+    def touch(self, key: str, timeout: float | None) -> bool:
+        return self._run_key(self.touch_plan(key, timeout))
+
+    async def atouch(self, key: str, timeout: float | None) -> bool:
+        return await self._arun_key(self.touch_plan(key, timeout))
+
+    def delete(self, key: str) -> bool:
+        return self._run_key(self.delete_plan(key))
+
+    async def adelete(self, key: str) -> bool:
+        return await self._arun_key(self.delete_plan(key))
+
+    def has_key(self, key: str) -> bool:
+        return self._run_key(self.has_key_plan(key))
+
+    async def ahas_key(self, key: str) -> bool:
+        return await self._arun_key(self.has_key_plan(key))
+
+    def incr(self, key: str, delta: int, name: str = "") -> int:
+        return self._run_key(self.incr_plan(key, delta, name))
+
+    async def aincr(self, key: str, delta: int, name: str = "") -> int:
+        return await self._arun_key(self.incr_plan(key, delta, name))
+
+    def ttl(self, key: str) -> int | None:
+        return self._run_key(self.ttl_plan(key))
+
+    async def attl(self, key: str) -> int | None:
+        return await self._arun_key(self.ttl_plan(key))
+
+    def pttl(self, key: str) -> int | None:
+        return self._run_key(self.pttl_plan(key))
+
+    async def apttl(self, key: str) -> int | None:
+        return await self._arun_key(self.pttl_plan(key))
+
+    def expire(self, key: str, timeout: float) -> bool:
+        return self._run_key(self.expire_plan(key, timeout))
+
+    async def aexpire(self, key: str, timeout: float) -> bool:
+        return await self._arun_key(self.expire_plan(key, timeout))
+
+    def persist(self, key: str) -> bool:
+        return self._run_key(self.persist_plan(key))
+
+    async def apersist(self, key: str) -> bool:
+        return await self._arun_key(self.persist_plan(key))
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        return self._run(self.get_many_plan(keys))
+
+    async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        return await self._arun(self.get_many_plan(keys))
+
+    def set_many(self, data: Mapping[str, Any], timeout: float | None) -> list[str]:
+        return self._run(self.set_many_plan(data, timeout))
+
+    async def aset_many(self, data: Mapping[str, Any], timeout: float | None) -> list[str]:
+        return await self._arun(await _abuild(self.set_many_plan, data, timeout))
+
+    def delete_many(self, keys: Iterable[str]) -> list[str]:
+        return self._run(self.delete_many_plan(keys))
+
+    async def adelete_many(self, keys: Iterable[str]) -> list[str]:
+        return await self._arun(self.delete_many_plan(keys))
+
+    def clear(self) -> bool:
+        return self._run(self.clear_plan())
+
+    async def aclear(self) -> bool:
+        return await self._arun(self.clear_plan())
 
     def delete_found(self, found: Mapping[int, list[bytes]]) -> int:
         """Delete keys where SCAN found them (``{host_id: keys}``, which after a node was
@@ -332,14 +503,8 @@ class RBCacheClient:
             for host_id, keys in found.items():
                 promises[host_id] = c.target([host_id]).delete(*keys)
 
-        self._round(queue, promises.values(), mode="fanout", hosts=list(found))
+        self._run(RoundPlan(queue, promises.values, lambda: None, "fanout", hosts=list(found)))
         return sum(_per_host(p.value, h) for h, p in promises.items() if p.is_resolved)
-
-    def clear(self) -> bool:
-        """FLUSHDB (this cache's db) on every node; False if a node was unavailable."""
-        promises: list[Any] = []
-        self._round(lambda c: promises.append(c.flushdb()), promises, mode="all")
-        return all(p.is_resolved for p in promises)
 
     def scan(self, pattern: str, count: int) -> Iterator[dict[int, list[bytes]]]:
         """SCAN every node in parallel; per round ``{host_id: matching keys}``, until all are done.
@@ -374,8 +539,29 @@ class RBCacheClient:
                     cursor=cursor, match=pattern, count=count
                 )
 
-        self._round(queue, promises.values(), mode="fanout", hosts=list(cursors))
+        self._run(RoundPlan(queue, promises.values, lambda: None, "fanout", hosts=list(cursors)))
         return promises
+
+
+def _refused(plan: KeyPlan, exc: redis.ResponseError) -> NoReturn:
+    """Raise what the plan makes of the node's error reply."""
+    error = plan.on_refusal(exc) if plan.on_refusal is not None else exc
+    if error is exc:
+        raise exc
+    raise error from None
+
+
+async def _abuild(build: Callable[..., Any], *args: Any) -> Any:
+    """Build a plan in the async caller; a value that needs sync-only work to serialize
+    (a lazy queryset reads the database when pickled) is built in a thread, as Django would."""
+    try:
+        return build(*args)
+    except SynchronousOnlyOperation:
+        return await sync_to_async(build, thread_sensitive=True)(*args)
+
+
+def _rejected_keys(promises: Mapping[str, Any]) -> list[str]:
+    return [key for key, promise in promises.items() if promise.is_rejected]
 
 
 def _remaining(value: int) -> int | None:

@@ -160,6 +160,13 @@ class AsyncLocalClient(_ClusterClient, Redis):  # type: ignore[misc]
         await client.ajoin()
         return promise.value
 
+    async def run_script(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
+        """A registered script on this host: EVALSHA, and EVAL with the body if it lacks it."""
+        client = AsyncMappingClient(self._cluster)
+        promise = client._evalsha(self.host_id, script, (len(keys), *keys, *args))
+        await client.ajoin()
+        return promise.value
+
 
 class AsyncClusterMixin:
     """The async entry points of a cluster (``Cluster`` and friends inherit them)."""

@@ -63,6 +63,7 @@ def increments(items: Any, timestamp: Any, count: Any, now: float) -> list[Incre
     ``(model, key, {"timestamp": ..., "count": ...})``."""
     default_epoch, default_count = to_epoch(timestamp, now), count_of(count)
     out = []
+    models: dict[Any, str] = {}  # each distinct model validated once
     for item in _items(items, "incr_multi"):
         if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
             raise TSDBArgumentError(
@@ -83,8 +84,13 @@ def increments(items: Any, timestamp: Any, count: Any, now: float) -> list[Incre
                 n = count_of(extra.get("count", default_count))
             else:
                 n = count_of(extra)
-        series_token(item[1])
-        out.append(Increment(model_name(item[0]), item[1], epoch, n))
+        key = item[1]
+        if type(key) is not int:
+            series_token(key)
+        model = models.get(item[0]) if isinstance(item[0], str) else None
+        if model is None:
+            model = models[item[0]] = model_name(item[0])
+        out.append(Increment(model, key, epoch, n))
     return out
 
 

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .keys import KeyNames, counter_field, series_token, vnode_of
+from .query import Query
 from .rollups import Rollup
 from .rounds import Plan
 
 
-@dataclass(frozen=True)
-class Increment:
+class Increment(NamedTuple):
     """One validated write: ``count`` added to ``key`` of ``model`` at ``epoch``."""
 
     model: str
     key: Any
     epoch: float
-    count: int
+    amount: int
 
 
 class HashWrites:
@@ -56,16 +56,26 @@ def incr_plan(
     envs: Sequence[str],
 ) -> Plan[None]:
     """Add every increment to every rollup, for the all-environments series and ``envs``."""
-    writes = HashWrites()
-    for item in increments:
-        token, vnode = series_token(item.key), vnode_of(item.key, vnodes)
+    # the same cell written many times is added up here first: one HINCRBY per cell and rollup
+    cells: dict[tuple[str, Any, int, int], int] = {}
+    for model, key, epoch, count in increments:
         for rollup in rollups:
-            bucket = rollup.bucket(item.epoch)
-            block = rollup.block_start(bucket)
-            name = names.counter_hash(item.model, rollup.seconds, block * rollup.seconds, vnode)
-            expiry = rollup.block_expiry(block)
-            for env in envs:
-                writes.add(name, expiry, counter_field(token, bucket - block, env), item.count)
+            cell = (model, key, int(epoch // rollup.seconds), rollup.seconds)
+            cells[cell] = cells.get(cell, 0) + count
+    by_seconds = {rollup.seconds: rollup for rollup in rollups}
+    placed: dict[Any, tuple[str, int]] = {}
+    writes = HashWrites()
+    for (model, key, bucket, seconds), count in cells.items():
+        rollup = by_seconds[seconds]
+        where = placed.get(key)
+        if where is None:
+            where = placed[key] = (series_token(key), vnode_of(key, vnodes))
+        token, vnode = where
+        block = rollup.block_start(bucket)
+        name = names.counter_hash(model, seconds, block * seconds, vnode)
+        expiry = rollup.block_expiry(block)
+        for env in envs:
+            writes.add(name, expiry, counter_field(token, bucket - block, env), count)
     yield writes.queue
 
 
@@ -92,24 +102,17 @@ def blocks_of(rollup: Rollup, buckets: range) -> list[Block]:
     return blocks
 
 
-def cells_plan(
-    names: KeyNames,
-    model: str,
-    keys: Sequence[Any],
-    rollup: Rollup,
-    buckets: range,
-    envs: Sequence[str],
-    vnodes: int,
-) -> Plan[dict[Any, list[int]]]:
-    """Each key's count per bucket of ``buckets``, summed over ``envs``: one round, one HMGET
-    per counter hash (a virtual node's block of buckets)."""
+def cells_plan(query: Query, vnodes: int) -> Plan[dict[Any, list[int]]]:
+    """Each key's count per bucket of the range, summed over the environments: one round, one
+    HMGET per counter hash (a virtual node's block of buckets)."""
+    names, model, rollup, envs = query.names, query.model, query.rollup, query.envs
     by_vnode: dict[int, list[str]] = {}
     members: dict[int, list[Any]] = {}
-    for key in keys:
+    for key in query.keys:
         vnode = vnode_of(key, vnodes)
         by_vnode.setdefault(vnode, []).append(series_token(key))
         members.setdefault(vnode, []).append(key)
-    blocks = blocks_of(rollup, buckets)
+    blocks = blocks_of(rollup, query.buckets)
 
     def queue(client: Any) -> list[tuple[list[Any], Block, Any]]:
         reads = []
@@ -128,7 +131,7 @@ def cells_plan(
         return reads
 
     reads = yield queue
-    rows: dict[Any, list[int]] = {key: [0] * len(buckets) for key in keys}
+    rows: dict[Any, list[int]] = {key: [0] * len(query.buckets) for key in query.keys}
     for keys_here, block, promise in reads:
         values = iter(promise.value)
         for key in keys_here:
@@ -141,23 +144,17 @@ def cells_plan(
     return rows
 
 
-def counter_fields(
-    names: KeyNames,
-    model: str,
-    keys: Iterable[Any],
-    rollup: Rollup,
-    buckets: range,
-    envs: Sequence[str],
-    vnodes: int,
-) -> dict[str, list[str]]:
-    """The fields holding ``keys``' buckets, per counter hash (for HDEL)."""
+def counter_fields(query: Query, vnodes: int) -> dict[str, list[str]]:
+    """The fields holding the keys' buckets, per counter hash (for HDEL)."""
+    names, rollup = query.names, query.rollup
     fields: dict[str, list[str]] = {}
-    for key in keys:
+    for key in query.keys:
         token, vnode = series_token(key), vnode_of(key, vnodes)
-        for block in blocks_of(rollup, buckets):
-            name = names.counter_hash(model, rollup.seconds, block.start * rollup.seconds, vnode)
+        for block in blocks_of(rollup, query.buckets):
+            start = block.start * rollup.seconds
+            name = names.counter_hash(query.model, rollup.seconds, start, vnode)
             fields.setdefault(name, []).extend(
-                counter_field(token, offset, env) for offset in block.offsets for env in envs
+                counter_field(token, offset, env) for offset in block.offsets for env in query.envs
             )
     return fields
 

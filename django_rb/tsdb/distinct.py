@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.client import NEVER_DECODE
 
 from .errors import TSDBArgumentError
-from .keys import KeyNames, series_token
+from .keys import KeyNames
+from .query import Query, bucket_keys
 from .rollups import Rollup
 from .rounds import Plan
 
@@ -41,8 +41,7 @@ def member_values(values: Any) -> list[str | bytes]:
     return out
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One validated ``record``: ``values`` seen by ``key`` of ``model`` at ``epoch``."""
 
     model: str
@@ -56,18 +55,10 @@ def record_plan(
 ) -> Plan[None]:
     """PFADD every record's values to its bucket of every rollup, with EXPIREAT."""
     adds: dict[str, tuple[str, int, set[str | bytes]]] = {}
-    for record in records:
-        if not record.values:
-            continue
-        tag = names.tag(record.model, series_token(record.key))
-        for rollup in rollups:
-            bucket = rollup.bucket(record.epoch)
-            for env in envs:
-                name = names.distinct(tag, rollup.seconds, bucket, env)
-                entry = adds.get(name)
-                if entry is None:
-                    entry = adds[name] = (tag, rollup.expiry(bucket), set())
-                entry[2].update(record.values)
+    for model, key, epoch, values in records:
+        if values:
+            for name, tag, expiry in bucket_keys("d", names, rollups, model, key, epoch, envs):
+                adds.setdefault(name, (tag, expiry, set()))[2].update(values)
 
     def queue(client: Any) -> None:
         for name, (tag, expiry, values) in adds.items():
@@ -78,71 +69,36 @@ def record_plan(
     yield queue
 
 
-def bucket_keys(
-    names: KeyNames, tag: str, rollup: Rollup, bucket: int, envs: Sequence[str]
-) -> list[str]:
-    """The HyperLogLogs of one bucket of one series, one per environment."""
-    return [names.distinct(tag, rollup.seconds, bucket, env) for env in envs]
-
-
-def series_plan(
-    names: KeyNames,
-    model: str,
-    keys: Sequence[Any],
-    rollup: Rollup,
-    buckets: range,
-    envs: Sequence[str],
-) -> Plan[dict[Any, list[int]]]:
+def series_plan(query: Query) -> Plan[dict[Any, list[int]]]:
     """Each key's distinct count per bucket: one PFCOUNT per (key, bucket), one round."""
 
     def queue(client: Any) -> dict[Any, list[Any]]:
         out = {}
-        for key in keys:
-            tag = names.tag(model, series_token(key))
+        for key in query.keys:
+            tag = query.tag(key)
             target = client.target_key(tag)
-            out[key] = [target.pfcount(*bucket_keys(names, tag, rollup, b, envs)) for b in buckets]
+            out[key] = [target.pfcount(*query.hyperloglogs(tag, (b,))) for b in query.buckets]
         return out
 
     promises = yield queue
     return {key: [p.value for p in row] for key, row in promises.items()}
 
 
-def all_keys(
-    names: KeyNames, tag: str, rollup: Rollup, buckets: range, envs: Sequence[str]
-) -> list[str]:
-    """Every HyperLogLog of a series in a range."""
-    return [names.distinct(tag, rollup.seconds, b, env) for b in buckets for env in envs]
-
-
-def totals_plan(
-    names: KeyNames,
-    model: str,
-    keys: Sequence[Any],
-    rollup: Rollup,
-    buckets: range,
-    envs: Sequence[str],
-) -> Plan[dict[Any, int]]:
+def totals_plan(query: Query) -> Plan[dict[Any, int]]:
     """Each key's distinct count over the whole range: one multi-key PFCOUNT per key."""
 
     def queue(client: Any) -> dict[Any, Any]:
         out = {}
-        for key in keys:
-            tag = names.tag(model, series_token(key))
-            out[key] = client.target_key(tag).pfcount(*all_keys(names, tag, rollup, buckets, envs))
+        for key in query.keys:
+            tag = query.tag(key)
+            out[key] = client.target_key(tag).pfcount(*query.hyperloglogs(tag))
         return out
 
     promises = yield queue
     return {key: p.value for key, p in promises.items()}
 
 
-def union_plan(
-    names: KeyNames,
-    model: str,
-    keys: Sequence[Any],
-    rollup: Rollup,
-    buckets: range,
-    envs: Sequence[str],
-) -> Plan[int]:
+def union_plan(query: Query) -> Plan[int]:
     """The distinct count of all keys together, exact as HyperLogLogs go.
 
     One key: one PFCOUNT. Several: two rounds. First, on every series' node at once, PFMERGE
@@ -150,18 +106,20 @@ def union_plan(
     then, on one node, SET those registers as scratch keys next to each other and PFCOUNT them
     together (the union), dropping them in the same round.
     """
-    if len(keys) == 1:
-        totals = yield from totals_plan(names, model, keys, rollup, buckets, envs)
-        return totals[keys[0]]
-    token = uuid.uuid4().hex
+    if not query.keys:
+        return 0
+    if len(query.keys) == 1:
+        totals = yield from totals_plan(query)
+        return totals[query.keys[0]]
+    names, token = query.names, uuid.uuid4().hex
 
     def merge_each(client: Any) -> list[Any]:
         registers = []
-        for key in keys:
-            tag = names.tag(model, series_token(key))
+        for key in query.keys:
+            tag = query.tag(key)
             scratch = names.temporary(tag, token)
             target = client.target_key(tag)
-            target.pfmerge(scratch, *all_keys(names, tag, rollup, buckets, envs))
+            target.pfmerge(scratch, *query.hyperloglogs(tag))
             target.pexpire(scratch, TEMP_TTL_MS)
             registers.append(target.execute_command("GET", scratch, **{NEVER_DECODE: True}))
             target.delete(scratch)

@@ -7,11 +7,11 @@ count-min sketch would forget the long tail); reads ZUNION the buckets on the se
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import TSDBArgumentError
-from .keys import KeyNames, series_token
+from .keys import KeyNames
+from .query import Query, bucket_keys
 from .rollups import Rollup
 from .rounds import Plan
 
@@ -32,8 +32,7 @@ def member_scores(scores: Any) -> dict[str, float]:
     return out
 
 
-@dataclass(frozen=True)
-class Frequencies:
+class Frequencies(NamedTuple):
     """One validated series' scores at one moment."""
 
     model: str
@@ -51,19 +50,11 @@ def record_plan(
 ) -> Plan[None]:
     """ZINCRBY every member in its bucket of every rollup, trim to ``capacity``, EXPIREAT."""
     sets: dict[str, tuple[str, int, dict[str, float]]] = {}
-    for item in items:
-        if not item.scores:
-            continue
-        tag = names.tag(item.model, series_token(item.key))
-        for rollup in rollups:
-            bucket = rollup.bucket(item.epoch)
-            for env in envs:
-                name = names.frequency(tag, rollup.seconds, bucket, env)
-                entry = sets.get(name)
-                if entry is None:
-                    entry = sets[name] = (tag, rollup.expiry(bucket), {})
-                for member, score in item.scores.items():
-                    entry[2][member] = entry[2].get(member, 0.0) + score
+    for model, key, epoch, scores in items:
+        for name, tag, expiry in bucket_keys("f", names, rollups, model, key, epoch, envs):
+            summed = sets.setdefault(name, (tag, expiry, {}))[2]
+            for member, score in scores.items():
+                summed[member] = summed.get(member, 0.0) + score
 
     def queue(client: Any) -> None:
         queue_increments(client, sets, capacity)
@@ -94,30 +85,14 @@ def ranked(pairs: Iterable[tuple[Any, float]], limit: int | None) -> list[tuple[
     return order if limit is None else order[:limit]
 
 
-def set_keys(
-    names: KeyNames, tag: str, rollup: Rollup, buckets: Iterable[int], envs: Sequence[str]
-) -> list[str]:
-    """The sorted sets of a series over ``buckets`` and ``envs``."""
-    return [names.frequency(tag, rollup.seconds, b, env) for b in buckets for env in envs]
-
-
-def most_frequent_plan(
-    names: KeyNames,
-    model: str,
-    keys: Sequence[Any],
-    rollup: Rollup,
-    buckets: range,
-    envs: Sequence[str],
-    limit: int | None,
-) -> Plan[dict[Any, list[tuple[str, float]]]]:
+def most_frequent_plan(query: Query, limit: int | None) -> Plan[dict[Any, list[tuple[str, float]]]]:
     """Each key's members over the whole range, highest first: one ZUNION per key."""
 
     def queue(client: Any) -> dict[Any, Any]:
         out = {}
-        for key in keys:
-            tag = names.tag(model, series_token(key))
-            sources = set_keys(names, tag, rollup, buckets, envs)
-            out[key] = client.target_key(tag).zunion(sources, withscores=True)
+        for key in query.keys:
+            tag = query.tag(key)
+            out[key] = client.target_key(tag).zunion(query.sorted_sets(tag), withscores=True)
         return out
 
     promises = yield queue
@@ -125,24 +100,17 @@ def most_frequent_plan(
 
 
 def most_frequent_series_plan(
-    names: KeyNames,
-    model: str,
-    keys: Sequence[Any],
-    rollup: Rollup,
-    buckets: range,
-    envs: Sequence[str],
-    limit: int | None,
+    query: Query, limit: int | None
 ) -> Plan[dict[Any, list[dict[str, float]]]]:
     """Each key's members per bucket, highest first: one ZUNION per (key, bucket)."""
 
     def queue(client: Any) -> dict[Any, list[Any]]:
         out = {}
-        for key in keys:
-            tag = names.tag(model, series_token(key))
+        for key in query.keys:
+            tag = query.tag(key)
             target = client.target_key(tag)
             out[key] = [
-                target.zunion(set_keys(names, tag, rollup, (b,), envs), withscores=True)
-                for b in buckets
+                target.zunion(query.sorted_sets(tag, (b,)), withscores=True) for b in query.buckets
             ]
         return out
 
@@ -151,28 +119,21 @@ def most_frequent_series_plan(
 
 
 def scores_plan(
-    names: KeyNames,
-    model: str,
-    members: Mapping[Any, Sequence[str]],
-    rollup: Rollup,
-    buckets: range,
-    envs: Sequence[str],
+    query: Query, members: Mapping[Any, Sequence[str]]
 ) -> Plan[dict[Any, list[dict[str, float]]]]:
-    """The given members' scores per bucket, summed over ``envs``: one ZMSCORE per sorted set."""
+    """The given members' scores per bucket, summed over the environments: one ZMSCORE per
+    sorted set (``query.keys`` are ``members``' keys)."""
 
     def queue(client: Any) -> dict[Any, list[list[Any]]]:
         out = {}
         for key, wanted in members.items():
-            tag = names.tag(model, series_token(key))
+            tag = query.tag(key)
             target = client.target_key(tag)
             out[key] = [
-                [
-                    target.zmscore(name, list(wanted))
-                    for name in set_keys(names, tag, rollup, (b,), envs)
-                ]
+                [target.zmscore(name, list(wanted)) for name in query.sorted_sets(tag, (b,))]
                 if wanted
                 else []
-                for b in buckets
+                for b in query.buckets
             ]
         return out
 

@@ -86,13 +86,19 @@ class KeyNames:
         """The placement key of a series' HyperLogLogs, sorted sets and temporary keys."""
         return f"{{{self.prefix}:{model}:{token}}}"
 
+    @staticmethod
+    def bucket(kind: str, tag: str, rollup: int, bucket: int, env: str) -> str:
+        """One bucket of one series: its HyperLogLog (``kind`` "d") or sorted set ("f");
+        ``env`` is "" for the all-environments series."""
+        return f"{tag}:{kind}:{rollup}:{bucket}:{env}"
+
     def distinct(self, tag: str, rollup: int, bucket: int, env: str) -> str:
-        """One bucket's HyperLogLog of one series (``env`` is "" for all environments)."""
-        return f"{tag}:d:{rollup}:{bucket}:{env}"
+        """One bucket's HyperLogLog of one series."""
+        return self.bucket("d", tag, rollup, bucket, env)
 
     def frequency(self, tag: str, rollup: int, bucket: int, env: str) -> str:
         """One bucket's sorted set of one series' member scores."""
-        return f"{tag}:f:{rollup}:{bucket}:{env}"
+        return self.bucket("f", tag, rollup, bucket, env)
 
     def temporary(self, tag: str, token: str, index: int = 0) -> str:
         """A scratch key next to ``tag``'s data (unions, merges); always written with a TTL."""

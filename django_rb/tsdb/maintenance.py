@@ -10,22 +10,12 @@ from redis.client import NEVER_DECODE
 
 from . import counters, distinct, frequency
 from .keys import KeyNames, counter_field, series_token, vnode_of
+from .query import Query
 from .rollups import Rollup
 from .rounds import Plan, together
 
 #: buckets to cover for each rollup
 Window = Callable[[Rollup], range]
-
-
-def series_keys(
-    names: KeyNames, model: str, key: Any, rollup: Rollup, buckets: range, envs: Sequence[str]
-) -> tuple[str, list[str]]:
-    """A series' tag and its HyperLogLogs and sorted sets over ``buckets``."""
-    tag = names.tag(model, series_token(key))
-    return tag, [
-        *distinct.all_keys(names, tag, rollup, buckets, envs),
-        *frequency.set_keys(names, tag, rollup, buckets, envs),
-    ]
 
 
 def drop_queue(
@@ -34,7 +24,7 @@ def drop_queue(
     keys: Sequence[Any],
     rollups: Sequence[Rollup],
     window: Window,
-    envs: Sequence[str],
+    envs: tuple[str, ...],
     vnodes: int,
 ) -> Callable[[Any], None]:
     """A round that drops the series' counter fields, HyperLogLogs and sorted sets."""
@@ -42,12 +32,12 @@ def drop_queue(
     dels: list[tuple[str, list[str]]] = []
     for model in models:
         for rollup in rollups:
-            buckets = window(rollup)
-            for name, names_here in counters.counter_fields(
-                names, model, keys, rollup, buckets, envs, vnodes
-            ).items():
+            query = Query(names, model, list(keys), rollup, window(rollup), envs)
+            for name, names_here in counters.counter_fields(query, vnodes).items():
                 fields.setdefault(name, []).extend(names_here)
-            dels.extend(series_keys(names, model, key, rollup, buckets, envs) for key in keys)
+            for key in keys:
+                tag = query.tag(key)
+                dels.append((tag, [*query.hyperloglogs(tag), *query.sorted_sets(tag)]))
 
     def queue(client: Any) -> None:
         counters.queue_hdel(client, fields)
@@ -57,19 +47,6 @@ def drop_queue(
     return queue
 
 
-def delete_plan(
-    names: KeyNames,
-    models: Sequence[str],
-    keys: Sequence[Any],
-    rollups: Sequence[Rollup],
-    window: Window,
-    envs: Sequence[str],
-    vnodes: int,
-) -> Plan[None]:
-    """Drop everything the series hold in the window: one round."""
-    yield drop_queue(names, models, keys, rollups, window, envs, vnodes)
-
-
 def merge_plan(
     names: KeyNames,
     model: str,
@@ -77,7 +54,7 @@ def merge_plan(
     sources: Sequence[Any],
     rollups: Sequence[Rollup],
     window: Window,
-    envs: Sequence[str],
+    envs: tuple[str, ...],
     vnodes: int,
     capacity: int,
 ) -> Plan[None]:
@@ -89,7 +66,7 @@ def merge_plan(
     token = uuid.uuid4().hex
     spans = [(rollup, window(rollup)) for rollup in rollups]
     cell_plans = [
-        counters.cells_plan(names, model, sources, rollup, buckets, (env,), vnodes)
+        counters.cells_plan(Query(names, model, list(sources), rollup, buckets, (env,)), vnodes)
         for rollup, buckets in spans
         for env in envs
     ]
@@ -118,7 +95,7 @@ def contents_plan(
     model: str,
     sources: Sequence[Any],
     spans: Sequence[tuple[Rollup, range]],
-    envs: Sequence[str],
+    envs: tuple[str, ...],
 ) -> Plan[list[Found]]:
     """The sources' HyperLogLog registers (GET) and sorted sets (ZRANGE), one round."""
 

@@ -46,6 +46,11 @@ async def arun(cluster: Any, plan: Plan[T], timeout: float | None = None) -> T:
         return done.value
 
 
+def one_round(queue: Round) -> Plan[None]:
+    """A plan of one round whose replies need no reading (writes)."""
+    yield queue
+
+
 def finished(value: T) -> Plan[T]:
     """A plan of no rounds (nothing to read or write)."""
     return value

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import arguments, counters, distinct, frequency, maintenance
 from .errors import TSDBArgumentError
 from .keys import KeyNames, model_name, series_token
+from .query import Query
 from .rollups import (
     DEFAULT_ROLLUPS,
     Rollup,
@@ -24,7 +25,7 @@ from .rollups import (
     to_epoch,
     window,
 )
-from .rounds import Plan, finished, run
+from .rounds import Plan, arun, finished, one_round, run
 
 #: Members kept per frequency sorted set (per series, bucket and environment).
 DEFAULT_FREQUENCY_CAPACITY = 1000
@@ -43,6 +44,19 @@ def runs(plan_method: Callable[Concatenate[TSDB, P], Plan[R]]) -> Callable[Conca
         return self.run(plan_method(self, *args, **kwargs))
 
     method.__name__ = method.__qualname__ = plan_method.__name__.removeprefix("plan_")
+    return method
+
+
+def aruns(
+    plan_method: Callable[Concatenate[TSDB, P], Plan[R]],
+) -> Callable[Concatenate[TSDB, P], Coroutine[Any, Any, R]]:
+    """The async twin of a ``plan_*`` method: the same plan, awaited on the asyncio engine."""
+
+    @functools.wraps(plan_method)
+    async def method(self: TSDB, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self.arun(plan_method(self, *args, **kwargs))
+
+    method.__name__ = method.__qualname__ = "a" + plan_method.__name__.removeprefix("plan_")
     return method
 
 
@@ -86,9 +100,13 @@ class TSDB:
             return get_cluster(self._cluster or "default")
         return self._cluster
 
-    def run(self, plan: Plan[Any]) -> Any:
+    def run(self, plan: Plan[R]) -> R:
         """Run a plan built by a ``plan_*`` method on the sync engine."""
         return run(self.cluster, plan, self.timeout)
+
+    async def arun(self, plan: Plan[R]) -> R:
+        """Run a plan built by a ``plan_*`` method on the asyncio engine."""
+        return await arun(self.cluster, plan, self.timeout)
 
     # -- time and rollups ----------------------------------------------------------------------
 
@@ -110,14 +128,19 @@ class TSDB:
         first, _last = window(start, end)
         return optimal_rollup(self.rollups, first, time.time()).seconds
 
-    def _span(self, start: Any, end: Any, rollup: Any) -> tuple[Rollup, range]:
+    def _query(
+        self, model: Any, keys: Any, start: Any, end: Any, rollup: Any, environment_ids: Any
+    ) -> Query:
+        """A read's arguments, validated."""
+        name, keys = model_name(model), arguments.series_keys(keys)
         first, last = window(start, end)
         chosen = (
             optimal_rollup(self.rollups, first, time.time())
             if rollup is None
             else find_rollup(self.rollups, rollup)
         )
-        return chosen, chosen.buckets(first, last)
+        envs = arguments.read_envs(environment_ids)
+        return Query(self.names, name, keys, chosen, chosen.buckets(first, last), envs)
 
     def _retained(self, timestamp: Any) -> maintenance.Window:
         now = to_epoch(timestamp)
@@ -155,11 +178,8 @@ class TSDB:
     ) -> Plan[Series]:
         """``{key: [(bucket_epoch, count), ...]}`` from ``start``'s bucket to ``end``'s,
         zero-filled; one round, one HMGET per counter hash."""
-        name, keys = model_name(model), arguments.series_keys(keys)
-        chosen, buckets = self._span(start, end, rollup)
-        envs = arguments.read_envs(environment_ids)
-        cells = counters.cells_plan(self.names, name, keys, chosen, buckets, envs, self.vnodes)
-        return _with_epochs(cells, [b * chosen.seconds for b in buckets])
+        query = self._query(model, keys, start, end, rollup, environment_ids)
+        return _with_epochs(counters.cells_plan(query, self.vnodes), query.epochs)
 
     def plan_get_sums(
         self,
@@ -200,13 +220,6 @@ class TSDB:
         envs = arguments.write_envs(environment_id)
         return distinct.record_plan(self.names, self.rollups, records, envs)
 
-    def _distinct_args(
-        self, model: Any, keys: Any, start: Any, end: Any, rollup: Any, environment_ids: Any
-    ) -> tuple[KeyNames, str, list[Any], Rollup, range, tuple[str, ...]]:
-        name, keys = model_name(model), arguments.series_keys(keys)
-        chosen, buckets = self._span(start, end, rollup)
-        return self.names, name, keys, chosen, buckets, arguments.read_envs(environment_ids)
-
     def plan_get_distinct_counts_series(
         self,
         model: Any,
@@ -217,9 +230,8 @@ class TSDB:
         environment_ids: Any = None,
     ) -> Plan[Series]:
         """``{key: [(bucket_epoch, distinct_count), ...]}`` (one round, a PFCOUNT per cell)."""
-        args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
-        chosen, buckets = args[3], args[4]
-        return _with_epochs(distinct.series_plan(*args), [b * chosen.seconds for b in buckets])
+        query = self._query(model, keys, start, end, rollup, environment_ids)
+        return _with_epochs(distinct.series_plan(query), query.epochs)
 
     def plan_get_distinct_counts_totals(
         self,
@@ -231,8 +243,7 @@ class TSDB:
         environment_ids: Any = None,
     ) -> Plan[dict[Any, int]]:
         """``{key: distinct_count}`` over the range (one round, a PFCOUNT per key)."""
-        args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
-        return distinct.totals_plan(*args)
+        return distinct.totals_plan(self._query(model, keys, start, end, rollup, environment_ids))
 
     def plan_get_distinct_counts_union(
         self,
@@ -245,10 +256,7 @@ class TSDB:
     ) -> Plan[int]:
         """The distinct count of all the keys together: one round for one key; two rounds
         (all series' nodes in parallel, then one node) for several."""
-        args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
-        if not args[2]:
-            return finished(0)
-        return distinct.union_plan(*args)
+        return distinct.union_plan(self._query(model, keys, start, end, rollup, environment_ids))
 
     # -- frequencies ---------------------------------------------------------------------------
 
@@ -271,8 +279,8 @@ class TSDB:
         environment_ids: Any = None,
     ) -> Plan[dict[Any, list[tuple[str, float]]]]:
         """``{key: [(member, score), ...]}`` highest first (ties by member), one ZUNION per key."""
-        args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
-        return frequency.most_frequent_plan(*args, arguments.limit_of(limit))
+        query = self._query(model, keys, start, end, rollup, environment_ids)
+        return frequency.most_frequent_plan(query, arguments.limit_of(limit))
 
     def plan_get_most_frequent_series(
         self,
@@ -285,10 +293,9 @@ class TSDB:
         environment_ids: Any = None,
     ) -> Plan[Series]:
         """``{key: [(bucket_epoch, {member: score}), ...]}``, each bucket's top ``limit``."""
-        args = self._distinct_args(model, keys, start, end, rollup, environment_ids)
-        chosen, buckets = args[3], args[4]
-        inner = frequency.most_frequent_series_plan(*args, arguments.limit_of(limit))
-        return _with_epochs(inner, [b * chosen.seconds for b in buckets])
+        query = self._query(model, keys, start, end, rollup, environment_ids)
+        inner = frequency.most_frequent_series_plan(query, arguments.limit_of(limit))
+        return _with_epochs(inner, query.epochs)
 
     def plan_get_frequency_series(
         self,
@@ -300,11 +307,9 @@ class TSDB:
         environment_ids: Any = None,
     ) -> Plan[Series]:
         """``{key: [(bucket_epoch, {member: score}), ...]}`` for ``items = {key: [member]}``."""
-        name, members = model_name(model), arguments.members_by_key(items)
-        chosen, buckets = self._span(start, end, rollup)
-        envs = arguments.read_envs(environment_ids)
-        inner = frequency.scores_plan(self.names, name, members, chosen, buckets, envs)
-        return _with_epochs(inner, [b * chosen.seconds for b in buckets])
+        members = arguments.members_by_key(items)
+        query = self._query(model, list(members), start, end, rollup, environment_ids)
+        return _with_epochs(frequency.scores_plan(query, members), query.epochs)
 
     def plan_get_frequency_totals(
         self,
@@ -351,8 +356,8 @@ class TSDB:
         else:
             first, last = window(start, end)
             span = lambda rollup: rollup.buckets(first, last)  # noqa: E731
-        return maintenance.delete_plan(
-            self.names, names, keys, self.rollups, span, envs, self.vnodes
+        return one_round(
+            maintenance.drop_queue(self.names, names, keys, self.rollups, span, envs, self.vnodes)
         )
 
     def plan_merge(
@@ -404,6 +409,24 @@ class TSDB:
     get_frequency_totals = runs(plan_get_frequency_totals)
     delete = runs(plan_delete)
     merge = runs(plan_merge)
+
+    # the async twins: the same plans on `async with cluster.afanout()` blocks
+    aincr = aruns(plan_incr)
+    aincr_multi = aruns(plan_incr_multi)
+    aget_range = aruns(plan_get_range)
+    aget_sums = aruns(plan_get_sums)
+    arecord = aruns(plan_record)
+    arecord_multi = aruns(plan_record_multi)
+    aget_distinct_counts_series = aruns(plan_get_distinct_counts_series)
+    aget_distinct_counts_totals = aruns(plan_get_distinct_counts_totals)
+    aget_distinct_counts_union = aruns(plan_get_distinct_counts_union)
+    arecord_frequency_multi = aruns(plan_record_frequency_multi)
+    aget_most_frequent = aruns(plan_get_most_frequent)
+    aget_most_frequent_series = aruns(plan_get_most_frequent_series)
+    aget_frequency_series = aruns(plan_get_frequency_series)
+    aget_frequency_totals = aruns(plan_get_frequency_totals)
+    adelete = aruns(plan_delete)
+    amerge = aruns(plan_merge)
 
 
 def _positive(value: Any, what: str) -> int:
