@@ -29,7 +29,15 @@ from typing import Any
 
 import hiredis
 import redis
-from timing import Budget, bench_key, bench_value, median_ms, rb_partition_host
+from timing import (
+    HASH_FIELD,
+    Budget,
+    bench_hash_key,
+    bench_key,
+    bench_value,
+    median_ms,
+    rb_partition_host,
+)
 
 from django_rb.testing import NodeRegistry, RedisNode
 
@@ -69,6 +77,17 @@ PLAIN_ROWS = (
 )
 DELAY_ROWS = (DJ_PARTITION, DJ_KETAMA, SEQ_PIPES, THREAD_PIPES, RAW_FLOOR, RB_PARTITION)
 RB_ROUTER_ROWS = {"partition": RB_PARTITION, "ketama": RB_KETAMA}
+
+# The per-command table: commands that no auto-batching folds, N = 1000 over K = 4.
+PER_COMMAND_CELL = (4, 1000)
+HGETS = "1,000 HGETs"
+UNBATCHED_GETS = "1,000 GETs, auto_batch=False"
+FOLDED_GETS = "1,000 GETs, folded (reference)"
+PER_COMMAND_ROWS = (HGETS, UNBATCHED_GETS, FOLDED_GETS)
+PC_DJANGO_RB = "django_rb map()"
+PC_RB = "rb 1.11 map()"
+PC_FLOOR = "hand-packed floor"
+PER_COMMAND_COLUMNS = (PC_DJANGO_RB, PC_RB, PC_FLOOR)
 
 Fetcher = Callable[[list[str]], list[Any]]
 
@@ -184,8 +203,8 @@ class ThreadedPipelines(_PerNodeClients):
         super().close()
 
 
-class RawMgetFloor(Method):
-    """The floor: one hand-encoded MGET per node, all sent before any read, hiredis parsing."""
+class _RawSockets(Method):
+    """A plain socket per node, registered with a selector: what the floors write to."""
 
     def __init__(self, ports: list[int]) -> None:
         self.socks: list[socket.socket] = []
@@ -196,6 +215,24 @@ class RawMgetFloor(Method):
             self.socks.append(sock)
             self.selector.register(sock, selectors.EVENT_READ, node)
 
+    def group(self, keys: list[str]) -> tuple[list[bytes], dict[int, list[int]]]:
+        """The keys as bytes, and their positions per node (rb's partition rule)."""
+        count = len(self.socks)
+        positions: dict[int, list[int]] = {}
+        encoded = [key.encode() for key in keys]
+        for pos, key in enumerate(encoded):
+            positions.setdefault(rb_partition_host(key, count), []).append(pos)
+        return encoded, positions
+
+    def close(self) -> None:
+        self.selector.close()
+        for sock in self.socks:
+            sock.close()
+
+
+class RawMgetFloor(_RawSockets):
+    """The floor: one hand-encoded MGET per node, all sent before any read, hiredis parsing."""
+
     @staticmethod
     def encode_mget(keys: Iterable[bytes], count: int) -> bytes:
         parts = [b"*%d\r\n$4\r\nMGET\r\n" % (count + 1)]
@@ -204,11 +241,7 @@ class RawMgetFloor(Method):
         return b"".join(parts)
 
     def fetch(self, keys: list[str]) -> list[Any]:
-        count = len(self.socks)
-        positions: dict[int, list[int]] = {}
-        encoded = [key.encode() for key in keys]
-        for pos, key in enumerate(encoded):
-            positions.setdefault(rb_partition_host(key, count), []).append(pos)
+        encoded, positions = self.group(keys)
         readers: dict[int, hiredis.Reader] = {}
         for node, pos_list in positions.items():
             self.socks[node].sendall(
@@ -234,10 +267,111 @@ class RawMgetFloor(Method):
                 del readers[node]
         return out
 
-    def close(self) -> None:
-        self.selector.close()
-        for sock in self.socks:
-            sock.close()
+
+class RawPipelineFloor(_RawSockets):
+    """The per-command floor: one pipeline of single hand-encoded commands per node (``GET key``
+    or ``HGET key f``), all nodes written before any read, hiredis parsing the replies."""
+
+    def __init__(self, ports: list[int], command: bytes, field: bytes | None = None) -> None:
+        super().__init__(ports)
+        self.command = command
+        self.field = field
+
+    def encode(self, keys: Iterable[bytes]) -> bytes:
+        name = b"$%d\r\n%s\r\n" % (len(self.command), self.command)
+        if self.field is None:
+            head = b"*2\r\n" + name
+        else:
+            head = b"*3\r\n" + name
+            tail = b"$%d\r\n%s\r\n" % (len(self.field), self.field)
+        parts = []
+        for key in keys:
+            parts.append(head + b"$%d\r\n%s\r\n" % (len(key), key))
+            if self.field is not None:
+                parts.append(tail)
+        return b"".join(parts)
+
+    def fetch(self, keys: list[str]) -> list[Any]:
+        encoded, positions = self.group(keys)
+        readers: dict[int, tuple[hiredis.Reader, list[Any]]] = {}
+        for node, pos_list in positions.items():
+            self.socks[node].sendall(self.encode(encoded[p] for p in pos_list))
+            readers[node] = (hiredis.Reader(), [])
+        out: list[Any] = [None] * len(keys)
+        while readers:
+            for selkey, _events in self.selector.select():
+                node = selkey.data
+                if node not in readers:
+                    continue
+                reader, replies = readers[node]
+                data = self.socks[node].recv(1 << 20)
+                if not data:
+                    raise ConnectionError(f"node {node} closed the connection")
+                reader.feed(data)
+                while (reply := reader.gets()) is not False:
+                    replies.append(reply)
+                if len(replies) == len(positions[node]):
+                    for pos, value in zip(positions[node], replies, strict=True):
+                        out[pos] = value
+                    del readers[node]
+        return out
+
+
+class DjangoRbHget(DjangoRbMap):
+    """django_rb's map() with one HGET per key (``keys`` are the hash names)."""
+
+    def fetch(self, keys: list[str]) -> list[Any]:
+        with self.cluster.map() as client:
+            promises = [client.hget(key, HASH_FIELD) for key in keys]
+        return [p.value for p in promises]
+
+
+class DjangoRbUnbatched(DjangoRbMap):
+    """django_rb's map(auto_batch=False): one GET per key on the wire."""
+
+    def fetch(self, keys: list[str]) -> list[Any]:
+        with self.cluster.map(auto_batch=False) as client:
+            promises = [client.get(key) for key in keys]
+        return [p.value for p in promises]
+
+
+def per_command_methods(
+    django_rb_ok: bool,
+) -> dict[tuple[str, str], tuple[Callable[[list[int]], Method], Callable[[int], str]]]:
+    """(workload row, column) -> (factory taking the K ports, the i-th key of that workload)."""
+    field = HASH_FIELD.encode()
+    methods: dict[tuple[str, str], tuple[Callable[[list[int]], Method], Callable[[int], str]]] = {
+        (HGETS, PC_FLOOR): (lambda ports: RawPipelineFloor(ports, b"HGET", field), bench_hash_key),
+        (UNBATCHED_GETS, PC_FLOOR): (lambda ports: RawPipelineFloor(ports, b"GET"), bench_key),
+        (FOLDED_GETS, PC_FLOOR): (RawMgetFloor, bench_key),
+    }
+    if django_rb_ok:
+        methods[(HGETS, PC_DJANGO_RB)] = (DjangoRbHget, bench_hash_key)
+        methods[(UNBATCHED_GETS, PC_DJANGO_RB)] = (DjangoRbUnbatched, bench_key)
+        methods[(FOLDED_GETS, PC_DJANGO_RB)] = (DjangoRbMap, bench_key)
+    return methods
+
+
+def measure_per_command(
+    django_rb_ok: bool, ports: list[int], budget: Budget
+) -> dict[str, dict[str, float | None]]:
+    """Median ms per workload row and column (rb's column is filled in by measure_rb)."""
+    k, n = PER_COMMAND_CELL
+    table: dict[str, dict[str, float | None]] = {row: {} for row in PER_COMMAND_ROWS}
+    for (row, column), (factory, key_of) in per_command_methods(django_rb_ok).items():
+        keys = [key_of(i) for i in range(n)]
+        expected = [bench_value(i) for i in range(n)]
+        method = factory(ports[:k])
+        try:
+            if method.fetch(keys) != expected:
+                notice(f"{column} returned wrong values for {row}")
+                table[row][column] = None
+                continue
+            table[row][column] = median_ms(lambda m=method, ks_=keys: m.fetch(ks_), budget)
+        finally:
+            method.close()
+    print("  measured the per-command workloads", flush=True)
+    return table
 
 
 def in_process_methods(django_rb_ok: bool) -> dict[str, Callable[[list[int]], Method]]:
@@ -263,7 +397,11 @@ def load_data(nodes: list[RedisNode], count: int) -> None:
         client = redis.Redis(host="127.0.0.1", port=node.port)
         client.flushall()
         client.mset(mapping)
-        if client.dbsize() != count:
+        pipe = client.pipeline(transaction=False)
+        for i in range(count):
+            pipe.hset(bench_hash_key(i), HASH_FIELD, bench_value(i))
+        pipe.execute()
+        if client.dbsize() != 2 * count:
             raise RuntimeError(f"node on port {node.port} did not take the data")
         client.close()
 
@@ -384,10 +522,22 @@ def measure_in_process(
 
 
 def measure_rb(
-    python: str, ports: list[int], combos: list[tuple[int, int]], routers: list[str], budget: Budget
+    python: str,
+    ports: list[int],
+    combos: list[tuple[int, int]],
+    routers: list[str],
+    budget: Budget,
+    per_command: bool = False,
 ) -> dict[str, dict[str, float | None]]:
     """Run bench/rb_runner.py in the rb venv; rows keyed like the in-process ones."""
-    job = {"ports": ports, "combos": combos, "routers": routers, "budget": budget.as_dict()}
+    job: dict[str, Any] = {
+        "ports": ports,
+        "combos": combos,
+        "routers": routers,
+        "budget": budget.as_dict(),
+    }
+    if per_command:
+        job["per_command"] = list(PER_COMMAND_CELL)
     proc = subprocess.run(
         [python, os.path.join(HERE, "rb_runner.py")],
         input=json.dumps(job),
@@ -402,7 +552,10 @@ def measure_rb(
     for what, message in answer.get("errors", {}).items():
         notice(f"rb {what}: {message}")
     print(f"  measured rb {answer.get('rb_version')} ({', '.join(routers)})", flush=True)
-    return {RB_ROUTER_ROWS[r]: dict(answer["results"].get(r, {})) for r in routers}
+    rows = {RB_ROUTER_ROWS[r]: dict(answer["results"].get(r, {})) for r in routers}
+    if per_command:
+        rows[PC_RB] = dict(answer["results"].get("per_command", {}))
+    return rows
 
 
 # -- delay proxy ------------------------------------------------------------------------------
@@ -469,7 +622,7 @@ def round_trip_us(port: int, count: int = 200) -> float:
 def print_table(
     title: str, rows: Iterable[str], table: dict[str, dict[str, float | None]], cells: list[str]
 ) -> None:
-    label_width = max(len(r) for r in PLAIN_ROWS) + 2
+    label_width = max(len(r) for r in (*PLAIN_ROWS, *rows)) + 2
     width = max(10, max(len(c) for c in cells) + 2)
     print()
     print(title)
@@ -483,6 +636,28 @@ def print_table(
             shown.append(("-" if value is None else f"{value:.3f}").rjust(width))
         print(label.ljust(label_width) + "".join(shown))
     print("(median ms per fetch of all N keys; '-' = not measured)")
+
+
+def report_per_command(table: dict[str, dict[str, float | None]]) -> dict[str, Any]:
+    """Print the per-command table (rows: workloads; columns: who) and its two ratios."""
+    k, _n = PER_COMMAND_CELL
+    print_table(
+        f"Commands no auto-batching folds, over K={k} nodes, plain loopback (ms)",
+        PER_COMMAND_ROWS,
+        table,
+        list(PER_COMMAND_COLUMNS),
+    )
+    over_rb = ratio(table, (HGETS, PC_RB), (HGETS, PC_DJANGO_RB))
+    unfolded = ratio(table, (UNBATCHED_GETS, PC_DJANGO_RB), (FOLDED_GETS, PC_DJANGO_RB))
+    print(
+        f"rb / django_rb for 1,000 HGETs: {fmt_ratio(over_rb)} (target >= 2.5x); "
+        f"django_rb unfolded / folded GETs: {fmt_ratio(unfolded)} (target <= 2x)"
+    )
+    return {
+        "rows": table,
+        "rb_over_django_rb_hget": over_rb,
+        "django_rb_unfolded_over_folded_get": unfolded,
+    }
 
 
 def ratio(
@@ -582,8 +757,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cells = [cell_name(k, n) for k, n in combos]
             print("\nPlain loopback: measuring ...", flush=True)
             table = measure_in_process(in_process_methods(dj_ok), ports, combos, budget)
+            per_command = measure_per_command(dj_ok, ports, budget)
             if rb_py:
-                table.update(measure_rb(rb_py, ports, combos, ["partition", "ketama"], budget))
+                table.update(
+                    measure_rb(rb_py, ports, combos, ["partition", "ketama"], budget, True)
+                )
+                rb_rows = table.pop(PC_RB, {})
+                per_command[HGETS][PC_RB] = rb_rows.get("hget")
+                per_command[UNBATCHED_GETS][PC_RB] = rb_rows.get("get_unbatched")
             print_table("Fetch N keys over K nodes, plain loopback (ms)", PLAIN_ROWS, table, cells)
             k, n = RATIO_CELL
             cell = cell_name(k, n)
@@ -594,6 +775,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"ketama {fmt_ratio(keta)} (target >= 2.5x)"
             )
             results["plain"] = {"cells": cells, "rows": table}
+            results["per_command"] = report_per_command(per_command)
             results["ratios"] = {
                 "rb_over_django_rb_partition_K4_N1000": part,
                 "rb_over_django_rb_ketama_K4_N1000": keta,

@@ -6,8 +6,8 @@ JSON object from stdout::
 
     job    = {"ports": [...], "combos": [[K, N], ...], "routers": ["partition", "ketama"],
               "budget": {...}, "host": "127.0.0.1"}
-    result = {"rb_version": "1.11.0", "results": {"partition": {"K=4,N=1000": ms, ...}},
-              "errors": {...}}
+    result = {"rb_version": "1.11.0", "results": {"partition": {"K=4,N=1000": ms, ...},
+              "per_command": {"hget": ms, "get_unbatched": ms}}, "errors": {...}}
 
 The keys and values are the same as the parent's (``timing.bench_key``/``bench_value``), and
 the timing loop is the same code (``timing.median_ms``), so the medians compare directly.
@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from timing import Budget, bench_key, bench_value, median_ms  # noqa: E402
+from timing import HASH_FIELD, Budget, bench_hash_key, bench_key, bench_value, median_ms  # noqa: E402
 
 
 def cell_name(k: int, n: int) -> str:
@@ -60,12 +60,45 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                     continue
                 results[router_name][name] = median_ms(fetch, budget)
             cluster.disconnect_pools()
+    if job.get("per_command"):
+        results["per_command"] = per_command(rb, job, budget, errors)
     return {
         "rb_version": getattr(rb, "__version__", "?"),
         "python": sys.version.split()[0],
         "results": results,
         "errors": errors,
     }
+
+
+def per_command(rb: Any, job: dict[str, Any], budget: Budget, errors: dict[str, str]) -> dict:
+    """rb's map() for commands no auto-batching folds: N HGETs, and N GETs with
+    auto_batch=False, over the first K ports (partition router)."""
+    k, n = job["per_command"]
+    host = job.get("host", "127.0.0.1")
+    hosts = {i: {"host": host, "port": port} for i, port in enumerate(job["ports"][:k])}
+    cluster = rb.Cluster(hosts)
+    keys = [bench_key(i) for i in range(n)]
+    hashes = [bench_hash_key(i) for i in range(n)]
+    expected = [bench_value(i) for i in range(n)]
+
+    def hgets() -> list[Any]:
+        with cluster.map() as client:
+            promises = [client.hget(h, HASH_FIELD) for h in hashes]
+        return [p.value for p in promises]
+
+    def unbatched_gets() -> list[Any]:
+        with cluster.map(auto_batch=False) as client:
+            promises = [client.get(key) for key in keys]
+        return [p.value for p in promises]
+
+    out: dict[str, float] = {}
+    for name, fetch in (("hget", hgets), ("get_unbatched", unbatched_gets)):
+        if fetch() != expected:
+            errors[f"per-command {name}"] = "rb returned wrong values"
+            continue
+        out[name] = median_ms(fetch, budget)
+    cluster.disconnect_pools()
+    return out
 
 
 def main() -> int:

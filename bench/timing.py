@@ -59,6 +59,14 @@ def bench_key(i: int) -> str:
     return f"bench:key:{i:06d}"
 
 
+def bench_hash_key(i: int) -> str:
+    """The i-th benchmark hash (its field ``HASH_FIELD`` holds ``bench_value(i)``)."""
+    return f"bench:hash:{i:06d}"
+
+
+HASH_FIELD = "f"
+
+
 def bench_value(i: int) -> bytes:
     """The 100-byte value stored under the i-th key (unique per key, so results are checkable)."""
     head = f"value-{i:06d}-".encode()

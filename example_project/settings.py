@@ -1,7 +1,8 @@
 """Settings of the example site, read with django-environ from the environment or a ``.env``.
 
-``RB_HOSTS`` (comma-separated ``redis://`` URLs) names the shard nodes; ``make demo`` starts
-four local nodes and sets it when it is not already set.
+``RB_HOSTS`` (comma-separated ``redis://`` URLs) names the shard nodes (with
+``RB_REDIS_CLUSTER=1``: seeds of a Redis Cluster); ``make demo`` starts local nodes and sets
+them when RB_HOSTS is not already set.
 """
 
 from pathlib import Path
@@ -47,13 +48,13 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 
-RB_CLUSTERS = {
-    "default": {
-        # never 6379: a throwaway local node of its own unless RB_HOSTS says otherwise
-        "hosts": env.list("RB_HOSTS", default=["redis://127.0.0.1:7000/0"]),
-        "router": "consistent_hashing",
-    },
-}
+# never 6379: a throwaway local node of its own unless RB_HOSTS says otherwise
+_shards = {"hosts": env.list("RB_HOSTS", default=["redis://127.0.0.1:7000/0"])}
+if env.bool("RB_REDIS_CLUSTER", default=False):  # RB_HOSTS are seeds of a Redis Cluster
+    _shards["is_redis_cluster"] = True
+else:
+    _shards["router"] = "consistent_hashing"
+RB_CLUSTERS = {"default": _shards}
 CACHES = {
     "default": {
         "BACKEND": "django_rb.cache.RBCache",

@@ -22,3 +22,19 @@ def arun(request):
             return runner.run(coro)
 
     return run
+
+
+@pytest.fixture
+def nodes(rb_nodes):
+    """The four shared nodes, running and empty (a module may define its own ``nodes``)."""
+    from django_rb.testing import healthy
+
+    with healthy(rb_nodes):
+        yield rb_nodes
+
+
+@pytest.fixture(scope="module")
+def witness_node(redis_nodes):
+    """A node of its own for a one-node backend (Django's RedisCache, django-redis) that
+    RBCache's answers are compared with."""
+    return redis_nodes(1)[0]

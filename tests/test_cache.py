@@ -16,7 +16,6 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
 from django_rb.cache import RBCache
-from django_rb.testing import healthy
 
 
 def make_cache(nodes, **params):
@@ -42,12 +41,6 @@ def one_delete_command(node) -> bool:
     """The node got one command for all its deletions: a multi-key DEL, or the core's script
     answering one count per key (the DELs it runs inside count as DEL calls too)."""
     return calls(node, "eval") == 1 or calls(node, "del") == 1
-
-
-@pytest.fixture
-def nodes(rb_nodes):
-    with healthy(rb_nodes):
-        yield rb_nodes
 
 
 @pytest.fixture

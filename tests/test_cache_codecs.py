@@ -12,7 +12,6 @@ import redis
 
 from django_rb.cache import RBCache
 from django_rb.cache.client import UnreadableValue
-from django_rb.testing import healthy
 
 
 def make_cache(nodes, **options):
@@ -24,12 +23,6 @@ def stored(cache, nodes, key) -> bytes:
     made = cache.make_key(key)
     node = nodes[cache.cluster.get_router().get_host_for_key(made)]
     return redis.Redis(port=node.port).get(made)
-
-
-@pytest.fixture
-def nodes(rb_nodes):
-    with healthy(rb_nodes):
-        yield rb_nodes
 
 
 PLAIN_VALUES = {

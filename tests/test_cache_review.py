@@ -28,18 +28,6 @@ PASSWORD = "rev-Pa55word-9931"
 
 
 @pytest.fixture
-def nodes(rb_nodes):
-    with healthy(rb_nodes):
-        yield rb_nodes
-
-
-@pytest.fixture(scope="module")
-def witness_node(redis_nodes):
-    """A node of its own for Django's RedisCache."""
-    return redis_nodes(1)[0]
-
-
-@pytest.fixture
 def witness(witness_node):
     witness_node.start()
     flush_nodes([witness_node])

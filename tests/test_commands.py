@@ -375,3 +375,49 @@ def test_status_on_a_unix_socket(settings: Any, redis_nodes: Any) -> None:
     assert error is None
     (row,) = json.loads(stdout)
     assert (row["address"], row["db"], row["up"]) == (f"unix:{node.socket_path}", 2, True)
+
+
+# -- --cache ALIAS: caches whose LOCATION lists URLs ------------------------------------------
+
+
+@pytest.fixture
+def url_cache(spare_settings: Any, spare_nodes: list[RedisNode]) -> Any:
+    spare_settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "sharded": {
+            "BACKEND": "django_rb.cache.RBCache",
+            "LOCATION": [node.url(3) for node in spare_nodes],
+        },
+    }
+    return spare_settings
+
+
+def test_status_and_flushall_reach_a_cache_with_url_locations(
+    url_cache: Any, spare_nodes: list[RedisNode]
+) -> None:
+    from django.core.cache import caches
+
+    caches["sharded"].set_many({f"k{i}": i for i in range(30)})
+    fill(spare_nodes, [2, 2, 2], db=0)  # the cluster in RB_CLUSTERS (db 0) is not touched
+    stdout, _, error = run("rb_status", "--cache", "sharded", "--json")
+    assert error is None
+    rows = json.loads(stdout)
+    assert [row["db"] for row in rows] == [3, 3, 3]
+    assert sum(row["keys"] for row in rows) == 30
+    stdout, _, error = run("rb_flushall", "--cache", "sharded", "--noinput")
+    assert error is None and "Flushed 3 hosts of cache 'sharded'." in stdout
+    assert dbsizes(spare_nodes, db=3) == [0, 0, 0]
+    assert dbsizes(spare_nodes, db=0) == [2, 2, 2]
+
+
+def test_cache_option_names_what_is_wrong(url_cache: Any) -> None:
+    _, _, error = run("rb_status", "--cache", "nope")
+    assert error is not None and "No cache named 'nope'" in str(error)
+    assert "'default', 'sharded'" in str(error)
+    _, _, error = run("rb_flushall", "--cache", "default", "--noinput")
+    assert error is not None and "LocMemCache, not an RBCache" in str(error)
+    url_cache.CACHES = {"bad": {"BACKEND": "django_rb.cache.RBCache", "LOCATION": "a,b"}}
+    _, _, error = run("rb_status", "--cache", "bad", skip_checks=True)
+    assert error is not None and "django_rb.E015" in str(error)
+    with pytest.raises(CommandError, match="not allowed with argument"):
+        call_command("rb_status", "--cache", "x", "--cluster", "y")

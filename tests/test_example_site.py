@@ -183,25 +183,57 @@ def test_cluster_page_shows_a_dead_node_and_the_others(
     assert states == ["up", "up", "down", "up"]
 
 
-def test_simulate_traffic_posts_through_the_views(example_site: Any) -> None:
-    out = StringIO()
-    call_command(
-        "simulate_traffic",
-        "--projects",
-        "2",
-        "--rate",
-        "100",
-        "--duration",
-        "1",
-        "--seed",
-        "1",
-        "--quiet",
-        stdout=out,
+def test_a_dead_node_is_a_503_never_a_500(example_site: Any, rb_nodes: list[Any]) -> None:
+    client = Client()
+    ids = list(Project.objects.values_list("pk", flat=True))
+    for pid in ids:
+        assert post(client, pid, EVENT).status_code == 202
+    rb_nodes[1].stop()
+    answers = [post(client, pid, {**EVENT, "user": f"u{i}"}) for i in range(20) for pid in ids]
+    assert {a.status_code for a in answers} <= {202, 503}
+    refused = [a for a in answers if a.status_code == 503]
+    assert refused, "some of the writes need the stopped node"
+    assert refused[0].json()["error"].startswith("storage unavailable")
+    assert refused[0]["Retry-After"] == "5"
+    pages = [client.get("/"), *(client.get(f"/projects/{pid}/") for pid in ids)]
+    for page in pages:
+        assert page.status_code in (200, 503)
+        if page.status_code == 503:
+            assert 'id="unavailable"' in page.content.decode()
+    assert client.get("/cluster/").status_code == 200
+    rb_nodes[1].start()
+    assert client.get("/").status_code == 200  # back once the node is
+
+
+def simulate(*args: str) -> tuple[int, int, int, str]:
+    """Run simulate_traffic; (sent, accepted, limited, what it drew on stderr)."""
+    out, err = StringIO(), StringIO()
+    call_command("simulate_traffic", *args, stdout=out, stderr=err)
+    match = re.search(
+        r"(\d+) events to \d+ projects: (\d+) accepted, (\d+) limited", out.getvalue()
     )
-    match = re.search(r"(\d+) events to 2 projects: (\d+) accepted, (\d+) limited", out.getvalue())
     assert match, out.getvalue()
     total, accepted, limited = map(int, match.groups())
+    return total, accepted, limited, err.getvalue()
+
+
+def test_simulate_traffic_over_http(
+    live_server: Any, transactional_db: Any, example_site: Any
+) -> None:
+    total, accepted, limited, _ = simulate(
+        "--projects", "1", "--rate", "40", "--duration", "1", "--url", live_server.url, "--quiet"
+    )
+    assert total >= 10 and accepted == total and limited == 0
+    page = Client().get(f"/projects/{first_project()}/").content.decode()
+    assert figure(page, "accepted") == accepted
+
+
+def test_simulate_traffic_posts_through_the_views(example_site: Any) -> None:
+    total, accepted, limited, drawn = simulate(
+        "--projects", "2", "--rate", "100", "--duration", "1", "--seed", "1", "--quiet"
+    )
     assert 20 <= total <= 101 and accepted == total and limited == 0
+    assert drawn == ""  # --quiet: no progress bar
     client = Client()
     shown = sum(
         figure(client.get(f"/projects/{pid}/").content.decode(), "accepted")
@@ -212,26 +244,9 @@ def test_simulate_traffic_posts_through_the_views(example_site: Any) -> None:
 
 def test_simulate_traffic_reports_limited_events(example_site: Any) -> None:
     example_site.EXAMPLE_PROJECT_RATE = "10/m"
-    out, err = StringIO(), StringIO()
-    call_command(
-        "simulate_traffic",
-        "--projects",
-        "1",
-        "--rate",
-        "50",
-        "--duration",
-        "1",
-        stdout=out,
-        stderr=err,
-    )
-    total, accepted, limited = map(
-        int,
-        re.search(
-            r"(\d+) events to 1 projects: (\d+) accepted, (\d+) limited", out.getvalue()
-        ).groups(),
-    )
+    total, accepted, limited, drawn = simulate("--projects", "1", "--rate", "50", "--duration", "1")
     assert accepted == 10 and limited == total - 10 > 0
-    assert "accepted 10" in err.getvalue() and "[####" in err.getvalue()  # the progress bar
+    assert "accepted 10" in drawn and "[####" in drawn  # the progress bar
 
 
 def test_simulate_traffic_needs_projects(example_site: Any) -> None:

@@ -1,6 +1,8 @@
 """map(): promises, routing to the right node, auto-batching, cross-node emulation, scripts."""
 
+import hashlib
 import threading
+from datetime import datetime, timedelta
 
 import pytest
 import redis
@@ -9,6 +11,7 @@ from redis.commands.core import Script
 from django_rb.cluster import (
     Cluster,
     ConsistentHashingRouter,
+    MappingClient,
     Promise,
     UnroutableCommand,
 )
@@ -644,3 +647,128 @@ def test_undecodable_value_settles_every_promise(decoding_cluster, how):
                 promises = [client.getrange(keys[0], 0, -1), client.getrange(keys[1], 0, -1)]
     assert not any(p.is_pending for p in promises)
     assert promises[0].is_rejected and promises[1].value == "ok"
+
+
+# -- the direct methods (hget, hset, incrby, expire, evalsha, zadd, ...) ------------------------
+
+COUNT_SCRIPT = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+COUNT_SHA = hashlib.sha1(COUNT_SCRIPT.encode()).hexdigest()
+DIRECT_CALLS = [
+    ("hset", lambda c, k: c.hset(k("h"), "f", "1")),
+    ("hset_bytes_value", lambda c, k: c.hset(k("h"), b"g", b"\xff")),
+    ("hset_mapping", lambda c, k: c.hset(k("h"), mapping={"a": 1, "b": 2})),
+    ("hget", lambda c, k: c.hget(k("h"), "f")),
+    ("hget_missing", lambda c, k: c.hget(k("h"), "nope")),
+    ("hincrby", lambda c, k: c.hincrby(k("h"), "f", 5)),
+    ("hincrby_default", lambda c, k: c.hincrby(k("h"), "f")),
+    ("hmget_list", lambda c, k: c.hmget(k("h"), ["f", "a", "zz"])),
+    ("hmget_args", lambda c, k: c.hmget(k("h"), "f", "b")),
+    ("hdel", lambda c, k: c.hdel(k("h"), "a", "zz")),
+    ("incr", lambda c, k: c.incr(k("n"))),
+    ("incrby", lambda c, k: c.incrby(k("n"), 10)),
+    ("decr", lambda c, k: c.decr(k("n"))),
+    ("decrby", lambda c, k: c.decrby(k("n"), 3)),
+    ("expire", lambda c, k: c.expire(k("n"), 100)),
+    ("expire_timedelta", lambda c, k: c.expire(k("n"), timedelta(seconds=200))),
+    ("expire_nx", lambda c, k: c.expire(k("n"), 50, nx=True)),
+    ("expire_missing", lambda c, k: c.expire(k("absent"), 100)),
+    ("expireat", lambda c, k: c.expireat(k("n"), 4_000_000_000)),
+    ("expireat_datetime", lambda c, k: c.expireat(k("n"), datetime(2100, 1, 1))),
+    ("setex", lambda c, k: c.setex(k("s"), 100, "v")),
+    ("setex_timedelta", lambda c, k: c.setex(k("s"), timedelta(seconds=9), "w")),
+    ("sadd", lambda c, k: c.sadd(k("set"), "a", "b", "a")),
+    ("srem", lambda c, k: c.srem(k("set"), "a", "q")),
+    ("sismember", lambda c, k: c.sismember(k("set"), "b")),
+    ("zadd", lambda c, k: c.zadd(k("z"), {"a": 1, "b": 2.5})),
+    ("zadd_ch", lambda c, k: c.zadd(k("z"), {"a": 3, "c": 1}, ch=True)),
+    ("zadd_incr", lambda c, k: c.zadd(k("z"), {"a": 1}, incr=True)),
+    ("zincrby", lambda c, k: c.zincrby(k("z"), 1.5, "b")),
+    ("zscore", lambda c, k: c.zscore(k("z"), "b")),
+    ("zscore_missing", lambda c, k: c.zscore(k("z"), "nope")),
+    ("pfadd", lambda c, k: c.pfadd(k("p"), "x", "y")),
+    ("lpush", lambda c, k: c.lpush(k("l"), "a", 1)),
+    ("rpush", lambda c, k: c.rpush(k("l"), 2.5)),
+    ("evalsha", lambda c, k: c.evalsha(COUNT_SHA, 1, k("e"), 4)),
+    ("evalsha_same_key_twice", lambda c, k: c.evalsha(COUNT_SHA, 2, k("e"), k("e"), 1)),
+    ("get_unfolded", lambda c, k: c.get(k("s"))),
+]
+KEY_KINDS = {"str": "dk", "bytes": b"dk", "unicode": "dk-\u00e9"}
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
+@pytest.mark.parametrize("decode", [False, True], ids=["bytes", "decoded"])
+@pytest.mark.parametrize("kind", sorted(KEY_KINDS))
+def test_direct_methods_answer_what_redis_py_answers(rb_nodes, kind, decode):
+    """The hot commands skip redis-py's generic path; results, and where each key lands,
+    are still exactly redis-py's and the router's."""
+    base = KEY_KINDS[kind]
+
+    def key(suffix):
+        return base + (suffix.encode() if isinstance(base, bytes) else suffix)
+
+    db = 9
+    cluster = Cluster(
+        cluster_hosts(rb_nodes, db=db), pool_options={"decode_responses": True} if decode else None
+    )
+    plain = redis.Redis(port=rb_nodes[0].port, db=db, decode_responses=decode)
+    try:
+        for node in rb_nodes:
+            redis.Redis(port=node.port, db=db).flushdb()
+            redis.Redis(port=node.port, db=db).script_load(COUNT_SCRIPT)
+        expected = {name: call(plain, key) for name, call in DIRECT_CALLS}
+        plain.flushdb()
+        with cluster.map(auto_batch=False) as client:
+            mapped = {name: call(client, key) for name, call in DIRECT_CALLS}
+        assert {name: p.value for name, p in mapped.items()} == expected
+        router = cluster.get_router()
+        for stored in map(key, ("h", "n", "s", "set", "z", "p", "l", "e")):
+            owner = router.get_host_for_key(stored)  # there, and on no other host
+            found = [cluster.get_local_client(h).exists(stored) for h in cluster.hosts]
+            assert found == [int(h == owner) for h in cluster.hosts], stored
+    finally:
+        for node in rb_nodes:
+            redis.Redis(port=node.port, db=db).flushdb()
+        plain.close()
+        cluster.disconnect_pools()
+
+
+def test_direct_methods_route_int_keys_like_the_router(rb_cluster):
+    with rb_cluster.map() as client:
+        for i in range(40):
+            client.hset(i, "f", i)
+            client.incrby(i + 1000, 2)
+            client.sadd(i + 2000, "m")
+    router = rb_cluster.get_router()
+    for key in [*range(40), *range(1000, 1040), *range(2000, 2040)]:
+        assert rb_cluster.get_local_client(router.get_host_for_key(key)).exists(key) == 1
+
+
+def test_direct_methods_refuse_what_redis_py_refuses(rb_cluster):
+    with rb_cluster.map() as client:
+        with pytest.raises(redis.DataError):
+            client.hset("k", "f", None)
+        with pytest.raises(redis.DataError):
+            client.zadd("z", {})
+        with pytest.raises(redis.DataError):
+            client.hincrby("k", "f", True)
+        with pytest.raises(UnroutableCommand, match="different hosts"):
+            a, b = (keys_per_host(rb_cluster, 1, "x")[h][0] for h in (0, 1))
+            client.evalsha(COUNT_SHA, 2, a, b)
+    with rb_cluster.all() as client:  # broadcast, not routed, in a fanout
+        counts = client.incrby("everywhere", 3)
+    assert counts.value == dict.fromkeys(rb_cluster.hosts, 3)
+
+
+def test_a_client_that_routes_its_own_way_gets_the_direct_methods_through_it(rb_cluster):
+    seen = []
+
+    class Recording(MappingClient):
+        def execute_command(self, *args, **options):
+            seen.append(args[0])
+            return super().execute_command(*args, **options)
+
+    client = Recording(rb_cluster)
+    promises = [client.hget("h", "f"), client.incrby("n", 2), client.evalsha(COUNT_SHA, 1, "e", 1)]
+    client.cancel()
+    assert seen == ["HGET", "INCRBY", "EVALSHA"]
+    assert all(p.is_pending for p in promises)

@@ -20,9 +20,10 @@ from __future__ import annotations
 import atexit
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
     MEMCACHE_MAX_KEY_LENGTH,
@@ -32,8 +33,9 @@ from django.core.cache.backends.base import (
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import cached_property
 
-from .client import RBCacheClient
+from .client import KeyPlan, RBCacheClient, abuild
 from .conf import DEFAULT_SCAN_COUNT, CacheSettings, first_error_text, read_cache_settings
+from .structures import StructuresMixin
 
 _GLOB_SPECIAL = re.compile(r"([*?[\]\\])")
 
@@ -65,7 +67,7 @@ def default_reverse_key(key: str) -> str:
     return key.split(":", 2)[2]
 
 
-class RBCache(BaseCache):
+class RBCache(StructuresMixin, BaseCache):
     """Django cache backend sharding keys over many Redis nodes through django_rb's core."""
 
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
@@ -179,12 +181,23 @@ class RBCache(BaseCache):
         key = self.make_and_validate_key(key, version=version)
         return self._cache.get(key, default)
 
-    def set(
-        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
-    ) -> bool:  # type: ignore[override]
-        """Store the value; returns False only when its node was unavailable (IGNORE_EXCEPTIONS)."""
+    def set(  # type: ignore[override]
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None,
+        nx: bool = False, xx: bool = False,
+    ) -> bool:  # fmt: skip
+        """Store the value; False only when its node was unavailable (IGNORE_EXCEPTIONS).
+
+        django-redis's ``nx=True`` stores only a new key and ``xx=True`` only over an
+        existing one; both then say whether they stored it.
+        """
         key = self.make_and_validate_key(key, version=version)
+        if nx or xx:
+            return self._cache.run_key(self._conditional_set_plan(key, value, timeout, nx))
         return self._cache.set(key, value, self.get_backend_timeout(timeout))
+
+    def _conditional_set_plan(self, key: str, value: Any, timeout: Any, nx: bool) -> KeyPlan:
+        build = self._cache.add_plan if nx else self._cache.replace_plan
+        return build(key, value, self.get_backend_timeout(timeout))
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
         key = self.make_and_validate_key(key, version=version)
@@ -198,11 +211,14 @@ class RBCache(BaseCache):
         key = self.make_and_validate_key(key, version=version)
         return self._cache.has_key(key)
 
-    def incr(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        """Atomic on the key's node. ValueError if the key is missing; redis's ResponseError
-        if its value is not an integer (as with Django's RedisCache)."""
+    def incr(
+        self, key: Any, delta: int = 1, version: Any = None, ignore_key_check: bool = False
+    ) -> int:
+        """Atomic on the key's node. ValueError if the key is missing (unless
+        ``ignore_key_check``, django-redis's: then a missing key starts from 0);
+        ``NotAnInteger`` (a redis ResponseError and a ValueError) for a non-integer value."""
         made = self.make_and_validate_key(key, version=version)
-        return self._cache.incr(made, delta, name=key)
+        return self._cache.incr(made, delta, name=key, must_exist=not ignore_key_check)
 
     def get_many(self, keys: Iterable[Any], version: Any = None) -> dict[Any, Any]:
         """One parallel round over the nodes the keys live on."""
@@ -257,6 +273,32 @@ class RBCache(BaseCache):
     def persist(self, key: Any, version: Any = None) -> bool:
         """Remove the key's timeout; True if it had one (Redis PERSIST)."""
         return self._cache.persist(self.make_and_validate_key(key, version=version))
+
+    def _pexpire_plan(self, key: Any, timeout: Any, version: Any) -> KeyPlan:
+        if timeout is DEFAULT_TIMEOUT:  # as django-redis: the default timeout, read as ms
+            timeout = self.default_timeout
+        made = self.make_and_validate_key(key, version=version)
+        return self._cache.pexpire_plan(made, int(timeout))
+
+    def pexpire(self, key: Any, timeout: Any, version: Any = None) -> bool:
+        """A new timeout in milliseconds; True if the key exists (django-redis's)."""
+        return self._cache.run_key(self._pexpire_plan(key, timeout, version))
+
+    def expire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        """Expire at ``when``: a datetime or a unix time in seconds; True if the key exists."""
+        made = self.make_and_validate_key(key, version=version)
+        return self._cache.run_key(self._cache.expire_at_plan(made, when))
+
+    def pexpire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        """Expire at ``when``: a datetime or a unix time in milliseconds."""
+        made = self.make_and_validate_key(key, version=version)
+        return self._cache.run_key(self._cache.expire_at_plan(made, when, milliseconds=True))
+
+    def get_client(self, key: Any, version: Any = None) -> Any:
+        """A redis-py client on the node that holds this cache key (django-redis's
+        ``get_redis_connection``, for one node): raw commands, your own encoding."""
+        made = self.make_and_validate_key(key, version=version)
+        return self.cluster.get_local_client_for_key(made)
 
     def make_pattern(self, pattern: str, version: Any = None) -> str:
         """A SCAN pattern over this cache's keys: prefix and version match only themselves."""
@@ -324,10 +366,14 @@ class RBCache(BaseCache):
         key = self.make_and_validate_key(key, version=version)
         return await self._cache.aget(key, default)
 
-    async def aset(
-        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
-    ) -> bool:  # type: ignore[override]
+    async def aset(  # type: ignore[override]
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None,
+        nx: bool = False, xx: bool = False,
+    ) -> bool:  # fmt: skip
         key = self.make_and_validate_key(key, version=version)
+        if nx or xx:
+            plan = await abuild(self._conditional_set_plan, key, value, timeout, nx)
+            return await self._cache.arun_key(plan)
         return await self._cache.aset(key, value, self.get_backend_timeout(timeout))
 
     async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
@@ -342,9 +388,11 @@ class RBCache(BaseCache):
         key = self.make_and_validate_key(key, version=version)
         return await self._cache.ahas_key(key)
 
-    async def aincr(self, key: Any, delta: int = 1, version: Any = None) -> int:
+    async def aincr(
+        self, key: Any, delta: int = 1, version: Any = None, ignore_key_check: bool = False
+    ) -> int:
         made = self.make_and_validate_key(key, version=version)
-        return await self._cache.aincr(made, delta, name=key)
+        return await self._cache.aincr(made, delta, name=key, must_exist=not ignore_key_check)
 
     async def aget_many(self, keys: Iterable[Any], version: Any = None) -> dict[Any, Any]:
         """One parallel round, awaited (Django's BaseCache would await one aget per key)."""
@@ -387,3 +435,33 @@ class RBCache(BaseCache):
 
     async def apersist(self, key: Any, version: Any = None) -> bool:
         return await self._cache.apersist(self.make_and_validate_key(key, version=version))
+
+    async def apexpire(self, key: Any, timeout: Any, version: Any = None) -> bool:
+        return await self._cache.arun_key(self._pexpire_plan(key, timeout, version))
+
+    async def aexpire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        made = self.make_and_validate_key(key, version=version)
+        return await self._cache.arun_key(self._cache.expire_at_plan(made, when))
+
+    async def apexpire_at(self, key: Any, when: Any, version: Any = None) -> bool:
+        made = self.make_and_validate_key(key, version=version)
+        return await self._cache.arun_key(self._cache.expire_at_plan(made, when, milliseconds=True))
+
+    # SCAN-based calls walk the nodes step by step; for now each runs in a worker thread.
+
+    async def akeys(self, pattern: str, version: Any = None) -> list[str]:
+        return await sync_to_async(self.keys, thread_sensitive=True)(pattern, version)
+
+    async def aiter_keys(
+        self, pattern: str, version: Any = None, itersize: int | None = None
+    ) -> AsyncIterator[str]:
+        """Async ``iter_keys``: the keys are listed in one worker-thread hop, then yielded."""
+        for key in await self.akeys(pattern, version=version):
+            yield key
+
+    async def adelete_pattern(
+        self, pattern: str, version: Any = None, itersize: int | None = None
+    ) -> int:
+        return await sync_to_async(self.delete_pattern, thread_sensitive=True)(
+            pattern, version, itersize
+        )

@@ -149,6 +149,10 @@ class RBCacheClient:
         """Integers as they are (INCR must see digits); anything else tagged and serialized."""
         if type(value) is int:  # not bool, not IntEnum: those must come back as themselves
             return value
+        return self.encode_member(value)
+
+    def encode_member(self, value: Any) -> bytes:
+        """Always serialized, even an int (django-redis's sorted-set members are)."""
         data = self.serializer.dumps(value)
         if self.compressor is not None and len(data) > self.compress_min_length:
             packed = self.compressor.compress(data)
@@ -226,6 +230,19 @@ class RBCacheClient:
             _refused(plan, exc)
         return plan.read(reply)
 
+    def run_key(self, plan: KeyPlan) -> Any:
+        """Run a one-key plan built outside this class (the backend's extra helpers)."""
+        return self._run_key(plan)
+
+    async def arun_key(self, plan: KeyPlan) -> Any:
+        """``run_key`` on the asyncio engine."""
+        return await self._arun_key(plan)
+
+    def hosts_of(self, keys: Iterable[str]) -> list[int]:
+        """The node each key routes to."""
+        route = self.cluster.get_router().get_host_for_key
+        return [route(key) for key in keys]
+
     def _key_node_failed(self, plan: KeyPlan, exc: BaseException) -> Any:
         host_id = getattr(exc, "host_id", None)
         if host_id is None:
@@ -283,6 +300,15 @@ class RBCacheClient:
             return KeyPlan(key, False, lambda client: client.delete(key), lambda n: n >= 0)
         return KeyPlan(key, False, lambda client: client.set(key, data, px=px), bool)
 
+    def replace_plan(self, key: str, value: Any, timeout: float | None) -> KeyPlan:
+        """SET XX (django-redis's ``set(xx=True)``): only over an existing key; True if
+        stored. With a timeout <= 0 the key is deleted (True if it was there)."""
+        data = self.encode(value)
+        px = to_milliseconds(timeout)
+        if px is not None and px <= 0:
+            return KeyPlan(key, False, lambda client: client.delete(key), bool)
+        return KeyPlan(key, False, lambda client: client.set(key, data, px=px, xx=True), bool)
+
     def add_plan(self, key: str, value: Any, timeout: float | None) -> KeyPlan:
         """SET NX. With a timeout <= 0 nothing is stored; True if the key was free."""
         data = self.encode(value)
@@ -307,8 +333,12 @@ class RBCacheClient:
     def has_key_plan(self, key: str) -> KeyPlan:
         return KeyPlan(key, False, lambda client: client.exists(key), bool)
 
-    def incr_plan(self, key: str, delta: int, name: str = "") -> KeyPlan:
-        """Atomic INCRBY of an existing key on its node; ValueError if missing (or unreachable)."""
+    def incr_plan(self, key: str, delta: int, name: str = "", must_exist: bool = True) -> KeyPlan:
+        """Atomic INCRBY of an existing key on its node; ValueError if missing (or unreachable).
+
+        ``must_exist=False`` (django-redis's ``ignore_key_check``): a plain INCRBY, which
+        starts a missing key from 0.
+        """
 
         def read(value: Any) -> int:
             if value is None:
@@ -316,6 +346,8 @@ class RBCacheClient:
             return int(value)
 
         def call(client: Any) -> Any:
+            if not must_exist:
+                return client.incrby(key, delta)
             return INCR_IF_EXISTS(keys=[key], args=[delta], client=client)
 
         def refusal(exc: redis.ResponseError) -> BaseException:
@@ -337,6 +369,16 @@ class RBCacheClient:
     def expire_plan(self, key: str, timeout: float) -> KeyPlan:
         px = max(0, int(timeout * 1000))
         return KeyPlan(key, False, lambda client: client.pexpire(key, px), bool)
+
+    def pexpire_plan(self, key: str, milliseconds: int) -> KeyPlan:
+        """A new timeout in ms; True if the key exists."""
+        return KeyPlan(key, False, lambda client: client.pexpire(key, milliseconds), bool)
+
+    def expire_at_plan(self, key: str, when: Any, milliseconds: bool = False) -> KeyPlan:
+        """Expire at ``when`` (a datetime, or unix time in s, or in ms with ``milliseconds``)."""
+        if milliseconds:
+            return KeyPlan(key, False, lambda client: client.pexpireat(key, when), bool)
+        return KeyPlan(key, False, lambda client: client.expireat(key, when), bool)
 
     def persist_plan(self, key: str) -> KeyPlan:
         return KeyPlan(key, False, lambda client: client.persist(key), bool)
@@ -414,13 +456,13 @@ class RBCacheClient:
         return self._run_key(self.set_plan(key, value, timeout))
 
     async def aset(self, key: str, value: Any, timeout: float | None) -> bool:
-        return await self._arun_key(await _abuild(self.set_plan, key, value, timeout))
+        return await self._arun_key(await abuild(self.set_plan, key, value, timeout))
 
     def add(self, key: str, value: Any, timeout: float | None) -> bool:
         return self._run_key(self.add_plan(key, value, timeout))
 
     async def aadd(self, key: str, value: Any, timeout: float | None) -> bool:
-        return await self._arun_key(await _abuild(self.add_plan, key, value, timeout))
+        return await self._arun_key(await abuild(self.add_plan, key, value, timeout))
 
     def touch(self, key: str, timeout: float | None) -> bool:
         return self._run_key(self.touch_plan(key, timeout))
@@ -440,11 +482,11 @@ class RBCacheClient:
     async def ahas_key(self, key: str) -> bool:
         return await self._arun_key(self.has_key_plan(key))
 
-    def incr(self, key: str, delta: int, name: str = "") -> int:
-        return self._run_key(self.incr_plan(key, delta, name))
+    def incr(self, key: str, delta: int, name: str = "", must_exist: bool = True) -> int:
+        return self._run_key(self.incr_plan(key, delta, name, must_exist))
 
-    async def aincr(self, key: str, delta: int, name: str = "") -> int:
-        return await self._arun_key(self.incr_plan(key, delta, name))
+    async def aincr(self, key: str, delta: int, name: str = "", must_exist: bool = True) -> int:
+        return await self._arun_key(self.incr_plan(key, delta, name, must_exist))
 
     def ttl(self, key: str) -> int | None:
         return self._run_key(self.ttl_plan(key))
@@ -480,7 +522,7 @@ class RBCacheClient:
         return self._run(self.set_many_plan(data, timeout))
 
     async def aset_many(self, data: Mapping[str, Any], timeout: float | None) -> list[str]:
-        return await self._arun(await _abuild(self.set_many_plan, data, timeout))
+        return await self._arun(await abuild(self.set_many_plan, data, timeout))
 
     def delete_many(self, keys: Iterable[str]) -> list[str]:
         return self._run(self.delete_many_plan(keys))
@@ -551,7 +593,7 @@ def _refused(plan: KeyPlan, exc: redis.ResponseError) -> NoReturn:
     raise error from None
 
 
-async def _abuild(build: Callable[..., Any], *args: Any) -> Any:
+async def abuild(build: Callable[..., Any], *args: Any) -> Any:
     """Build a plan in the async caller; a value that needs sync-only work to serialize
     (a lazy queryset reads the database when pickled) is built in a thread, as Django would."""
     try:

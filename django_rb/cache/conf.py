@@ -55,7 +55,11 @@ DJANGO_REDIS_REPLACED = {
     "CLIENT_CLASS": "RBCache is its own client: drop CLIENT_CLASS (django-redis's ShardClient "
     "is what RBCache replaces; DefaultClient's replicas have no equivalent, every URL is a shard)",
     "CONNECTION_POOL_CLASS": 'use the lowercase "pool_class" option (a dotted path)',
-    "CONNECTION_POOL_CLASS_KWARGS": "use CONNECTION_POOL_KWARGS or POOL_OPTIONS",
+    "USERNAME": "put the user in each LOCATION URL (redis://user:password@host:6379/0)",
+    "REPLICA_READ_ONLY": "there are no replicas: every LOCATION URL is a shard; drop it",
+    "CONNECTION_FACTORY": "RBCache's pools come from django_rb's core; use the lowercase "
+    '"pool_class" option to pick the pool class',
+    "CACHE_HERD_TIMEOUT": "HerdClient has no equivalent; drop it",
     "PARSER_CLASS": 'use the lowercase "parser_class" option (a dotted path)',
     "SENTINELS": "Sentinel is not supported: list the nodes' URLs in LOCATION",
     "SENTINEL_KWARGS": "Sentinel is not supported: list the nodes' URLs in LOCATION",

@@ -163,7 +163,7 @@ class AsyncLocalClient(_ClusterClient, Redis):  # type: ignore[misc]
     async def run_script(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
         """A registered script on this host: EVALSHA, and EVAL with the body if it lacks it."""
         client = AsyncMappingClient(self._cluster)
-        promise = client._evalsha(self.host_id, script, (len(keys), *keys, *args))
+        promise = client._queue_evalsha(self.host_id, script, (len(keys), *keys, *args))
         await client.ajoin()
         return promise.value
 

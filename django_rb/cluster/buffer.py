@@ -13,8 +13,8 @@ from typing import Any
 
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 
-from .promise import Promise, reject_each, resolve_each
-from .resp import ArgEncoder, ReplyError, error_from_reply, pack, pack_batch
+from .promise import PENDING, RESOLVED, Promise, reject_each, resolve_each
+from .resp import ArgEncoder, ReplyError, error_from_reply, pack_pipeline
 
 # Per-original-command results of a folded DEL run: one DEL per key, answered as one list.
 DELETE_EACH_SCRIPT = (
@@ -28,7 +28,9 @@ DELS = 3  # a run of DELs, sent as one script that answers one count per key
 #: command name -> (run kind, arguments after the name)
 BATCHABLE = {"GET": (GETS, 1), "SET": (SETS, 2), "DEL": (DELS, 1)}
 _SINGLE_NAMES = {GETS: "GET", SETS: "SET", DELS: "DEL"}
+_SINGLE_WORDS = {GETS: b"GET", SETS: b"SET", DELS: b"DEL"}
 _IGNORED_OPTIONS = ("keys",)
+_MAX_HEADS = 1024
 
 #: Option naming a ``recover(error, promise) -> bool`` hook for a command's error reply: when it
 #: returns True it has taken the promise over (e.g. queued a retry that settles it), so the
@@ -39,7 +41,7 @@ RECOVER = "django_rb:recover"
 class Codec:
     """How a cluster's commands are encoded and its replies turned into Python values."""
 
-    __slots__ = ("encoder", "callbacks", "decode_responses")
+    __slots__ = ("encoder", "callbacks", "decode_responses", "_heads")
 
     def __init__(
         self,
@@ -51,6 +53,20 @@ class Codec:
         self.encoder = ArgEncoder(encoding, encoding_errors)
         self.callbacks = {name.upper(): cb for name, cb in callbacks.items()}
         self.decode_responses = decode_responses
+        #: what a client passes as the command name -> (NAME, its wire words), built once
+        self._heads: dict[Any, tuple[str, tuple[bytes, ...]]] = {}
+
+    def head(self, first: Any) -> tuple[str, tuple[bytes, ...]]:
+        """The upper-case name and the wire words of a command name as a client spells it
+        ("get", b"GET", "MEMORY USAGE"...), looked up once per spelling."""
+        hit = self._heads.get(first)
+        if hit is None:
+            words = self.encoder.words((first,))
+            name = first.decode() if isinstance(first, bytes) else str(first)
+            hit = (name.upper(), words)
+            if len(self._heads) < _MAX_HEADS:  # names are few; never grow without bound
+                self._heads[first] = hit
+        return hit
 
     def decode(self, value: Any) -> Any:
         """Bytes to text, recursively, for clients made with ``decode_responses=True``."""
@@ -85,7 +101,8 @@ class CommandBuffer:
         self.queue: list[Any] = []
         #: the Run at the end of the queue, which the next foldable command may join
         self.tail_run: Run | None = None
-        self._waiting: list[tuple] = []
+        #: what was sent and is owed replies, in order: the queue's entries as encode() took them
+        self._waiting: list[Any] = []
         self._next = 0
 
     def enqueue(self, args: tuple, options: Mapping[str, Any] | None = None) -> Promise:
@@ -93,11 +110,9 @@ class CommandBuffer:
 
         Arguments are encoded now, so a bad one raises here, at the caller, like redis-py.
         """
-        words = self.codec.encoder.words(args)
-        name = args[0]
-        if not isinstance(name, str):
-            name = name.decode() if isinstance(name, bytes) else str(name)
-        name = name.upper()
+        codec = self.codec
+        name, head = codec.head(args[0])
+        words = head + tuple(map(codec.encoder.encode, args[1:]))
         if options:
             options = {k: v for k, v in options.items() if k not in _IGNORED_OPTIONS} or None
         promise = Promise()
@@ -124,8 +139,7 @@ class CommandBuffer:
             self.tail_run = Run(kind, list(args), promise)
             self.queue.append(self.tail_run)
         else:
-            name = _SINGLE_NAMES[kind]
-            self.queue.append((name, (name.encode(), *args), None, promise))
+            self.queue.append((_SINGLE_NAMES[kind], (_SINGLE_WORDS[kind], *args), None, promise))
 
     @property
     def has_queued(self) -> bool:
@@ -138,56 +152,76 @@ class CommandBuffer:
         return len(self._waiting) - self._next
 
     def encode(self) -> bytes:
-        """Move the queue into one pipeline of RESP commands and remember who waits for what."""
+        """Move the queue into one pipeline of RESP commands; the queue's entries, in order,
+        are then what the replies settle (``on_reply`` reads them as they are)."""
         queue, self.queue, self.tail_run = self.queue, [], None
-        out: list[bytes] = []
-        waiting = self._waiting
+        commands: list[Any] = []
+        add = commands.append
         for entry in queue:
             if type(entry) is not Run:
-                out.append(pack(entry[1]))
-                waiting.append((None, entry[3], entry))
+                add(entry[1])
             elif len(entry.promises) == 1:  # a run of one is sent as the plain command
-                name = _SINGLE_NAMES[entry.kind]
-                words = (name.encode(), *entry.args)
-                out.append(pack(words))
-                waiting.append((None, entry.promises[0], (name, words, None, entry.promises[0])))
+                add((_SINGLE_WORDS[entry.kind], *entry.args))
             else:
-                out.append(_encode_run(entry))
-                waiting.append((entry.kind, entry.promises, entry))
-        return b"".join(out)
+                add(_run_words(entry))
+        if self._waiting:
+            self._waiting.extend(queue)
+        else:
+            self._waiting = queue
+        return pack_pipeline(commands)
 
     def on_reply(self, reply: Any) -> Exception | None:
         """Settle the promise(s) owed the next reply; an error reply rejects them and is returned."""
-        kind, target, entry = self._waiting[self._next]
+        waiting = self._waiting
+        entry = waiting[self._next]
         self._next += 1
-        if self._next == len(self._waiting):
-            self._waiting.clear()
+        if self._next == len(waiting):
+            self._waiting = []
             self._next = 0
-        if kind is None:
+        codec = self.codec
+        if type(entry) is not Run:  # (NAME, words, options, promise)
+            promise = entry[3]
+            if (
+                entry[2] is None
+                and type(reply) is not ReplyError
+                and not codec.decode_responses
+                and entry[0] not in codec.callbacks
+            ):  # the common case: the reply is the value
+                if promise._callbacks is None and promise._state == PENDING:
+                    promise.value = reply
+                    promise._state = RESOLVED
+                else:
+                    promise.resolve(reply)
+                return None
             if type(reply) is ReplyError and self.take_over(reply, entry, True):
                 return None
-            return _settle_one(self.codec, target, entry[0], entry[2], reply)
+            return _settle_one(codec, promise, entry[0], entry[2], reply)
+        promises = entry.promises
+        if len(promises) == 1:  # sent as the plain command
+            if type(reply) is ReplyError and self.take_over(reply, entry, True):
+                return None
+            return _settle_one(codec, promises[0], _SINGLE_NAMES[entry.kind], None, reply)
         if isinstance(reply, ReplyError):
             if self.take_over(reply, entry, True):
                 return None
             error = error_from_reply(reply)
-            reject_each(target, error)
+            reject_each(promises, error)
             return error
-        if kind == GETS:
-            if self.codec.decode_responses:
-                return _resolve_decoded(self.codec, target, reply)
-            resolve_each(target, reply)
-        elif kind == SETS:
-            resolve_each(target, [reply == b"OK"] * len(target))
+        if entry.kind == GETS:
+            if codec.decode_responses:
+                return _resolve_decoded(codec, promises, reply)
+            resolve_each(promises, reply)
+        elif entry.kind == SETS:
+            resolve_each(promises, [reply == b"OK"] * len(promises))
         else:
-            resolve_each(target, reply)
+            resolve_each(promises, reply)
         return None
 
     def fail(self, error: BaseException) -> None:
         """Reject every promise still owed a reply or still queued (the host failed)."""
-        sent = [(entry, True) for _, _, entry in self._waiting[self._next :]]
+        sent = [(entry, True) for entry in self._waiting[self._next :]]
         unsent = [(entry, False) for entry in self.queue]
-        self._waiting.clear()
+        self._waiting = []
         self._next = 0
         self.queue, self.tail_run = [], None
         owed: list[Promise] = []
@@ -205,12 +239,12 @@ class CommandBuffer:
         return False
 
 
-def _encode_run(run: Run) -> bytes:
+def _run_words(run: Run) -> list[bytes]:
     if run.kind == GETS:
-        return pack_batch(b"MGET", run.args)
+        return [b"MGET", *run.args]
     if run.kind == SETS:
-        return pack_batch(b"MSET", run.args)
-    return pack_batch(b"EVAL", [DELETE_EACH_SCRIPT, b"%d" % len(run.args), *run.args])
+        return [b"MSET", *run.args]
+    return [b"EVAL", DELETE_EACH_SCRIPT, b"%d" % len(run.args), *run.args]
 
 
 def _settle_one(codec: Codec, promise: Promise, name: str, options: dict | None,

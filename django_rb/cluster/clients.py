@@ -14,8 +14,10 @@ from redis.connection import Encoder
 from redis.exceptions import NoScriptError
 
 from .buffer import DELS, GETS, RECOVER, SETS, CommandBuffer
+from .direct import DirectCommands
 from .engine import RoundErrors, run_round
 from .errors import NoTargetHosts, UnroutableCommand
+from .keyspecs import fixed_key
 from .promise import Promise
 from .scripts import ClusterScript
 
@@ -102,7 +104,7 @@ class LocalClient(Redis):
         super().__init__(connection_pool=connection_pool, **kwargs)
 
 
-class MappingClient(_ClusterClient, Redis):
+class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc]
     """Inside ``cluster.map()``: every command returns a Promise; nothing is sent until the block
     ends, then each host gets one pipeline, all hosts in parallel."""
 
@@ -124,6 +126,10 @@ class MappingClient(_ClusterClient, Redis):
         ) in ("utf-8", "utf8")
         #: route on the encoded key when the router allows it (one encode serves both)
         self._route_bytes = router.get_host_for_encoded_key if self._plain_utf8 else None
+        #: the direct methods' routing; None where a subclass routes commands its own way
+        #: (e.g. by slot and replica on a Redis Cluster), which they then go through
+        own_routing = type(self).execute_command is MappingClient.execute_command
+        self._route_direct = self._route_bytes if own_routing else None
         self._max_concurrency = max_concurrency
         self.auto_batch = auto_batch
         self.timeout = timeout
@@ -135,6 +141,16 @@ class MappingClient(_ClusterClient, Redis):
 
     def execute_command(self, *args: Any, **options: Any) -> Promise:
         """Queue any keyed command on the host its keys live on."""
+        route = self._route_bytes
+        fixed = fixed_key(args[0]) if route is not None else None
+        if fixed is not None and len(args) in fixed[0]:
+            # one key at a known place: route on its bytes, skip the router's general search
+            key = args[fixed[1]]
+            kind = type(key)
+            if kind is str or kind is bytes:
+                host_id = route(key.encode() if kind is str else key)
+                buffer = self._buffers.get(host_id) or self._buffer(host_id)
+                return buffer.enqueue(args, options)
         host_id = self._router.get_host_for_command(args[0], args[1:])
         return self._buffer(host_id).enqueue(args, options)
 
@@ -161,6 +177,39 @@ class MappingClient(_ClusterClient, Redis):
         route = self._route_bytes
         return route(data) if route is not None else self._route(name)
 
+    def _keyed(self, name: str, head: bytes, key: Any, rest: tuple[Any, ...]) -> Promise:
+        """The direct methods' path: ``head key *rest`` on the key's host, routed on its bytes."""
+        route = self._route_direct
+        kind = type(key)
+        if route is None or (kind is not str and kind is not bytes):
+            return self.execute_command(name, key, *rest)
+        data = key.encode() if kind is str else key
+        host_id = route(data)
+        buffer = self._buffers.get(host_id) or self._buffer(host_id)
+        promise = Promise()
+        if len(rest) == 1:
+            words: tuple[bytes, ...] = (head, data, self._encode(rest[0]))
+        else:
+            words = (head, data, *map(self._encode, rest))
+        buffer.queue.append((name, words, None, promise))  # CommandBuffer.add_command, inlined
+        buffer.tail_run = None
+        return promise
+
+    def _evalsha1(self, sha: Any, key: Any, args: tuple[Any, ...]) -> Promise:
+        """EVALSHA of a one-key script on the key's host."""
+        route = self._route_direct
+        kind = type(key)
+        if route is None or (kind is not str and kind is not bytes):
+            return self.execute_command("EVALSHA", sha, 1, key, *args)
+        data = key.encode() if kind is str else key
+        host_id = route(data)
+        buffer = self._buffers.get(host_id) or self._buffer(host_id)
+        promise = Promise()
+        encode = self._encode
+        words = (b"EVALSHA", encode(sha), b"1", data, *map(encode, args))
+        buffer.add_command("EVALSHA", words, None, promise)
+        return promise
+
     def _add_to_run(self, kind: int, name: Any, data: bytes, args: tuple) -> Promise:
         host_id = self._route_key(name, data)
         buffer = self._buffers.get(host_id) or self._buffer(host_id)
@@ -183,8 +232,10 @@ class MappingClient(_ClusterClient, Redis):
         if run is not None and run.kind == GETS:
             run.args.append(data)
             run.promises.append(promise)
-        else:
+        elif buffer.auto_batch:
             buffer.add_to_run(GETS, (data,), promise)
+        else:  # unfolded: CommandBuffer.add_command, inlined
+            buffer.queue.append(("GET", (b"GET", data), None, promise))
         return promise
 
     def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Promise:
@@ -246,9 +297,9 @@ class MappingClient(_ClusterClient, Redis):
         host_id = self._router.get_host_for_command(
             "EVALSHA", (script.sha, len(keys), *keys, *args)
         )
-        return self._evalsha(host_id, script, (len(keys), *keys, *args))
+        return self._queue_evalsha(host_id, script, (len(keys), *keys, *args))
 
-    def _evalsha(self, host_id: int, script: ClusterScript, words: tuple) -> Promise:
+    def _queue_evalsha(self, host_id: int, script: ClusterScript, words: tuple) -> Promise:
         """EVALSHA on one host; a NOSCRIPT reply queues EVAL with the body there instead."""
 
         def recover(error: Exception, promise: Promise) -> bool:
@@ -349,6 +400,12 @@ class FanoutClient(MappingClient):
             )
         return list(hosts)
 
+    def _keyed(self, name: str, head: bytes, key: Any, rest: tuple[Any, ...]) -> Promise:
+        return self.execute_command(name, key, *rest)  # broadcast, like every fanout command
+
+    def _evalsha1(self, sha: Any, key: Any, args: tuple[Any, ...]) -> Promise:
+        return self.execute_command("EVALSHA", sha, 1, key, *args)
+
     def _checked_targets(self) -> list[int]:
         hosts = self._targets()
         unknown = [host_id for host_id in hosts if host_id not in self._cluster.hosts]
@@ -368,8 +425,8 @@ class FanoutClient(MappingClient):
         hosts = self._checked_targets()
         words = (len(keys), *keys, *args)
         if self._singular and len(hosts) == 1:
-            return self._evalsha(hosts[0], script, words)
-        return Promise.all({h: self._evalsha(h, script, words) for h in hosts})
+            return self._queue_evalsha(hosts[0], script, words)
+        return Promise.all({h: self._queue_evalsha(h, script, words) for h in hosts})
 
 
 class MapManager:

@@ -26,6 +26,7 @@ __all__ = [
     "UnroutableCommand",
     "command_keys",
     "command_name",
+    "fixed_key",
     "is_known",
     "routing_keys",
 ]
@@ -314,6 +315,16 @@ def _resolve(args: Sequence[Any]) -> tuple[_Command, list]:
             raise _unknown(f"{name} {sub}", command)
         command = found
     return command, argv
+
+
+def fixed_key(head: Any) -> tuple[range, int] | None:
+    """For a command that always names one key at a fixed place (GET, HGET, EXPIRE, EVALSHA
+    is not one): the argument counts Redis accepts and the key's index, both counted in the
+    ``args`` a client passes (name first); None for every other command or spelling."""
+    try:
+        return _FAST.get(head)
+    except TypeError:  # an unhashable name: the slow path explains
+        return None
 
 
 def command_keys(args: tuple | list) -> list:

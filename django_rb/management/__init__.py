@@ -38,8 +38,15 @@ class HostResult:
 
 def add_cluster_arguments(parser: CommandParser) -> None:
     """``--cluster NAME`` and ``--timeout SECONDS``, which every django_rb command takes."""
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--cluster", default="default", help='Name in RB_CLUSTERS (default: "default").'
+    )
+    which.add_argument(
+        "--cache",
+        default=None,
+        metavar="ALIAS",
+        help="A CACHES alias using RBCache: its cluster (also one built from LOCATION URLs).",
     )
     parser.add_argument(
         "--timeout",
@@ -60,11 +67,39 @@ def _positive_seconds(text: str) -> float:
 
 
 def cluster_for(options: dict[str, Any]) -> Any:
-    """The cluster named by ``--cluster``; a settings problem becomes a CommandError."""
+    """The cluster named by ``--cluster`` or ``--cache``; a settings problem is a CommandError."""
     try:
+        if options.get("cache") is not None:
+            return _cache_cluster(options["cache"])
         return get_cluster(options["cluster"])
     except ImproperlyConfigured as exc:
         raise CommandError(str(exc)) from exc
+
+
+def target_label(options: dict[str, Any]) -> str:
+    """How the commands name what they act on: ``cluster 'default'`` or ``cache 'sessions'``."""
+    if options.get("cache") is not None:
+        return f"cache {options['cache']!r}"
+    return f"cluster {options['cluster']!r}"
+
+
+def _cache_cluster(alias: str) -> Any:
+    from django.conf import settings  # noqa: PLC0415
+    from django.core.cache import caches  # noqa: PLC0415
+
+    from django_rb.cache import RBCache  # noqa: PLC0415
+
+    configured = getattr(settings, "CACHES", {}) or {}
+    if alias not in configured:
+        names = ", ".join(repr(name) for name in configured) or "none"
+        raise CommandError(f"No cache named {alias!r} in CACHES; configured caches: {names}.")
+    backend = caches[alias]
+    if not isinstance(backend, RBCache):
+        raise CommandError(
+            f"Cache {alias!r} is a {type(backend).__name__}, not an RBCache; the django_rb "
+            "commands reach only RBCache caches."
+        )
+    return backend.cluster
 
 
 def per_host_round(

@@ -7,7 +7,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_rb.management import add_cluster_arguments, cluster_for, per_host_round
+from django_rb.management import (
+    add_cluster_arguments,
+    cluster_for,
+    per_host_round,
+    target_label,
+)
 
 
 class Command(BaseCommand):
@@ -30,7 +35,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        name = options["cluster"]
+        label = target_label(options)
         stdin = options.get("stdin") or sys.stdin
         interactive = options["interactive"]
         if interactive and not _is_terminal(stdin):
@@ -43,7 +48,7 @@ class Command(BaseCommand):
         sizes = per_host_round(
             cluster, lambda client: {"dbsize": client.dbsize()}, timeout=options["timeout"]
         )
-        self.stdout.write(f"Cluster {name!r} has {len(sizes)} hosts:")
+        self.stdout.write(f"{label[0].upper()}{label[1:]} has {len(sizes)} hosts:")
         for host_id, result in sizes.items():
             where = f"  host {host_id}  {result.host.endpoint}  db {result.host.db}"
             if result.ok:
@@ -54,7 +59,7 @@ class Command(BaseCommand):
 
         if interactive:
             self.stdout.write(
-                f"This deletes all {total} keys of cluster {name!r} (FLUSHDB on every host). "
+                f"This deletes all {total} keys of {label} (FLUSHDB on every host). "
                 "Type 'yes' to continue: ",
                 ending="",
             )
@@ -80,7 +85,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{len(failed)} of {len(flushed)} hosts were not flushed (host {ids})."
             )
-        self.stdout.write(f"Flushed {len(flushed)} hosts of cluster {name!r}.")
+        self.stdout.write(f"Flushed {len(flushed)} hosts of {label}.")
 
 
 def _is_terminal(stream: Any) -> bool:

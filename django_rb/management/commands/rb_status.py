@@ -7,7 +7,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_rb.management import HostResult, add_cluster_arguments, cluster_for, per_host_round
+from django_rb.management import (
+    HostResult,
+    add_cluster_arguments,
+    cluster_for,
+    per_host_round,
+    target_label,
+)
 
 COLUMNS = ("ID", "ADDRESS", "DB", "STATUS", "RTT MS", "KEYS", "MEMORY", "VERSION", "ERROR")
 
@@ -37,7 +43,7 @@ class Command(BaseCommand):
         if down:
             ids = ", ".join(str(row["host_id"]) for row in down)
             raise CommandError(
-                f"{len(down)} of {len(rows)} hosts of cluster {options['cluster']!r} "
+                f"{len(down)} of {len(rows)} hosts of {target_label(options)} "
                 f"are down (host {ids})."
             )
 
