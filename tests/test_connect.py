@@ -109,7 +109,7 @@ def test_one_stalled_host_never_fails_the_healthy_ones(eight_nodes):
             with pytest.raises(HostTimeoutError) as info:
                 with cluster.map(timeout=0.2) as client:
                     promises = {k: client.get(k) for keys in owners.values() for k in keys}
-            assert time.monotonic() - started < 0.5
+            assert time.monotonic() - started < 0.6  # was 1.0 s: the connect timeout
             assert info.value.host_id == 3
             for host_id, keys in owners.items():
                 for key in keys:
@@ -134,7 +134,7 @@ def test_max_concurrency_rounds_share_the_blocks_deadline(eight_nodes):
         elapsed = time.monotonic() - started
     finally:
         resume(eight_nodes, (1, 6))
-    assert elapsed < 0.8, elapsed  # one timeout for the block, not one per round
+    assert elapsed < 0.9, elapsed  # one timeout for the block, not one per round (1.0 s)
     for host_id in (1, 6):
         assert all(promises[k].is_rejected for k in owners[host_id])
     assert all(promises[k].value == k.encode() for k in owners[0])  # round 1's healthy host
@@ -150,14 +150,14 @@ def test_a_later_round_only_gets_what_is_left_of_the_timeout(eight_nodes):
     try:
         started = time.monotonic()
         with pytest.raises(HostTimeoutError):
-            with cluster.map(timeout=0.6, max_concurrency=4) as client:
+            with cluster.map(timeout=1.0, max_concurrency=4) as client:
                 promises = {k: client.get(k) for h in range(8) for k in owners[h]}
-                time.sleep(0.3)  # the block's own time counts too, after the first round
+                time.sleep(0.5)  # the block's own time counts too, after the first round
                 client.get(owners[0][0])  # a new round on host 0, then the rest
         elapsed = time.monotonic() - started
     finally:
         eight_nodes[7].resume()
-    assert elapsed < 0.9, elapsed
+    assert elapsed < 1.4, elapsed  # a clock per round: at least 0.5 + 1.0
     assert all(promises[k].value is None for h in range(7) for k in owners[h])
 
 
@@ -170,7 +170,7 @@ def test_a_black_holed_host_costs_one_timeout(eight_nodes, black_hole):
     with pytest.raises(HostTimeoutError) as info:
         with cluster.map(timeout=0.4) as client:
             promises = {k: client.set(k, "1") for keys in owners.values() for k in keys}
-    assert time.monotonic() - started < 0.8
+    assert time.monotonic() - started < 1.0
     assert info.value.host_id == 4 and "could not connect" in str(info.value)
     assert all(promises[k].value is True for h in range(4) for k in owners[h])
 

@@ -1,6 +1,6 @@
 """redis-py connection classes that the engine can connect without blocking.
 
-Inside ``deferred_connect()`` (the engine's pool checkout) a connection of these classes that
+While ``DEFERRED`` is set (the engine's pool checkout) a connection of these classes that
 has no socket yet is handed out unconnected: the engine opens the socket non-blocking, drives
 TLS and the login commands through its selector loop with every other host's, then ``adopt()``s
 the socket, and from then on it is an ordinary pooled redis-py connection. Everywhere else
@@ -14,7 +14,6 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -27,18 +26,8 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
-_DEFERRED: ContextVar[bool] = ContextVar("django_rb_deferred_connect", default=False)
-
-
-@contextmanager
-def deferred_connect() -> Iterator[None]:
-    """While active (in this thread or task only), a socketless connection is not connected by
-    ``pool.get_connection()``: the engine connects it itself."""
-    token = _DEFERRED.set(True)
-    try:
-        yield
-    finally:
-        _DEFERRED.reset(token)
+#: True while the engine checks a connection out (per thread / task: a ContextVar)
+DEFERRED: ContextVar[bool] = ContextVar("django_rb_deferred_connect", default=False)
 
 
 class LoginStep:
@@ -59,12 +48,12 @@ class _Deferrable(_Base):
         return self.redis_connect_func is None
 
     def connect(self) -> None:
-        if self._sock is None and _DEFERRED.get() and self.can_defer():
+        if self._sock is None and DEFERRED.get() and self.can_defer():
             return  # the engine opens it, in parallel with the round's other hosts
         super().connect()
 
     def can_read(self, timeout: float = 0) -> bool:
-        if self._sock is None and _DEFERRED.get() and self.can_defer():
+        if self._sock is None and DEFERRED.get() and self.can_defer():
             return False  # not connected yet: nothing stale to find
         return super().can_read(timeout)
 

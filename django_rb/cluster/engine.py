@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .buffer import CommandBuffer
-from .connections import LoginStep, deferred_connect
+from .connections import DEFERRED, LoginStep
 from .dial import Dial
 from .errors import HostConnectionError, HostTimeoutError
 from .hosts import HostInfo
@@ -72,11 +72,14 @@ class _Link:
 
 def checkout(pool: Any) -> Any:
     """A connection from a redis-py pool: pooled ones connected (stale ones are replaced), new
-    ones of our classes left unconnected for the engine (see ``deferred_connect``)."""
-    with deferred_connect():
+    ones of our classes left unconnected for the engine (see ``connections.DEFERRED``)."""
+    token = DEFERRED.set(True)
+    try:
         if _wants_command_name(pool.__class__):  # redis-py 5 and pools written for it
             return pool.get_connection("MAP")
         return pool.get_connection()
+    finally:
+        DEFERRED.reset(token)
 
 
 @functools.cache
