@@ -59,7 +59,8 @@ def main() -> int:
             env["RB_REDIS_CLUSTER"] = "1"
             print(
                 "Started a local Redis Cluster of 3 masters on ports "
-                f"{', '.join(str(node.port) for node in nodes)}."
+                f"{', '.join(str(node.port) for node in nodes)} (pids "
+                f"{', '.join(str(node.pid) for node in nodes)})."
             )
         else:
             nodes = registry.start(4)

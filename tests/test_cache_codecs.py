@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import lzma
+import threading
 import zlib
 
 import pytest
@@ -164,3 +165,102 @@ def test_unpicklable_values_raise_before_any_io(nodes):
     with pytest.raises(pickle.PickleError):
         cache.set_many({"a": 1, "k": Unpicklable()})
     assert cache.get("a") is None  # nothing of that set_many was written
+
+
+# -- serializers and compressors --------------------------------------------------------------
+
+
+def test_json_rejects_non_json_values_and_stores_nothing(nodes):
+    cache = make_cache(nodes, **{"SERIALIZER": "json"})
+    cache.set("keep", "old")
+    with pytest.raises(TypeError):
+        cache.set("keep", object())
+    assert cache.get("keep") == "old"
+    with pytest.raises(TypeError):
+        cache.set_many({"a": 1, "b": "fine", "keep": object()})
+    assert cache.get_many(["a", "b", "keep"]) == {"keep": "old"}  # all or nothing
+    with pytest.raises(TypeError):
+        cache.add("new", {1, 2})
+    assert "new" not in cache
+    cache.set("ints", {"1": 1, "n": [1, 2.5, None, True]})
+    assert cache.get("ints") == {"1": 1, "n": [1, 2.5, None, True]}
+
+
+@pytest.mark.parametrize("compressor", ["zlib", "zstd"])
+def test_compression_threshold_is_exact(nodes, compressor):
+    cache = make_cache(
+        nodes, **{"SERIALIZER": "json", "COMPRESSOR": compressor, "COMPRESS_MIN_LENGTH": 100}
+    )
+
+    def stored(key):
+        made = cache.make_key(key)
+        return redis.Redis(port=nodes[cache.cluster.get_router().get_host_for_key(made)].port).get(
+            made
+        )
+
+    at = "a" * 98  # json adds two quotes: exactly 100 bytes serialized
+    above = "a" * 99
+    cache.set_many({"at": at, "above": above})
+    assert stored("at")[:1] == b"\x00"
+    assert stored("above")[:1] == b"\x01"
+    assert cache.get_many(["at", "above"]) == {"at": at, "above": above}
+
+
+def test_values_written_compressed_after_compression_is_turned_off(nodes):
+    on = make_cache(nodes, **{"COMPRESSOR": "zstd"})
+    off = make_cache(nodes)
+    on.set_many({"big": "y" * 10_000, "small": "s", "n": 3})
+    assert off.get("small") == "s" and off.get("n") == 3
+    with pytest.raises(UnreadableValue, match="no COMPRESSOR"):
+        off.get("big")
+    with pytest.raises(UnreadableValue):
+        off.get_many(["big", "small"])
+
+
+def test_msgpack_and_django_redis_codecs_interoperate(nodes):
+    ours = make_cache(nodes, **{"SERIALIZER": "msgpack", "COMPRESSOR": "zlib"})
+    theirs = make_cache(
+        nodes,
+        **{
+            "SERIALIZER": "django_redis.serializers.msgpack.MSGPackSerializer",
+            "COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor",
+        },
+    )
+    value = {"b": b"\x00\xff", "l": [1, -2, 3.5], "s": "é" * 3000}
+    ours.set("v", value)
+    assert theirs.get("v") == value
+    theirs.set("w", value)
+    assert ours.get("w") == value
+    theirs.set("n", 5)
+    assert ours.incr("n") == 6
+
+
+def test_huge_values_round_trip_compressed_across_threads(nodes):
+    cache = make_cache(nodes, **{"COMPRESSOR": "zstd"})
+    errors = []
+
+    def work(i):
+        try:
+            for j in range(5):
+                value = {"i": i, "data": f"{i}-{j}-" * 200_000}
+                cache.set(f"h{i}", value)
+                assert cache.get(f"h{i}") == value
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    raw_size = len(cache.get("h0")["data"])
+    made = cache.make_key("h0")
+    assert (
+        len(
+            redis.Redis(port=nodes[cache.cluster.get_router().get_host_for_key(made)].port).get(
+                made
+            )
+        )
+        < raw_size
+    )

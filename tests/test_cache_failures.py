@@ -5,6 +5,7 @@ The nodes have a password, so that every message and log line can be checked for
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -13,7 +14,7 @@ import pytest
 import redis
 
 from django_rb.cache import RBCache
-from django_rb.testing import healthy, keys_per_host
+from django_rb.testing import flush_nodes, healthy, keys_per_host
 
 PASSWORD = "pw-Secret-4711"
 
@@ -191,3 +192,170 @@ def test_stalled_node_fails_open_with_ignore_exceptions(nodes, caplog):
     finally:
         nodes[2].resume()
     assert cache.get(by_node[2][1]) == by_node[2][1]
+
+
+# -- more from the cache review ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def unlogged(redis_nodes):
+    """Nodes of their own: the warning rate limit is per node address, so nodes no other
+    test has logged about are needed to count the warnings."""
+    return redis_nodes(3, password=PASSWORD)
+
+
+@pytest.fixture
+def fresh_nodes(unlogged):
+    with healthy(unlogged):
+        yield unlogged
+
+
+def test_stalled_node_many_calls_return_within_the_timeout_with_live_keys(fresh_nodes, caplog):
+    caplog.set_level(logging.WARNING, logger="django_rb.cache")
+    cache = make_cache(fresh_nodes, SOCKET_TIMEOUT=0.3, IGNORE_EXCEPTIONS=True)
+    by_node = keys_by_node(cache, 4)
+    everything = {key: f"v{key}" for keys in by_node.values() for key in keys}
+    cache.set_many(everything)
+    fresh_nodes[1].pause()
+    try:
+        for call, check in (
+            (lambda: cache.get_many(list(everything)),
+             lambda r: r == {k: v for k, v in everything.items() if k not in by_node[1]}),
+            (lambda: cache.set_many({k: "n" for k in everything}),
+             lambda r: sorted(r) == sorted(by_node[1])),
+            (lambda: sorted(cache.iter_keys("key*")),
+             lambda r: r == sorted(k for k in everything if k not in by_node[1])),
+            (lambda: cache.delete_many(by_node[0]), lambda r: r is None),
+            (lambda: cache.delete_pattern("key*"),
+             lambda r: r == len(everything) - len(by_node[1]) - len(by_node[0])),
+            (lambda: cache.clear(), lambda r: r is False),
+            (lambda: cache.ttl(by_node[1][0]), lambda r: r == 0),
+            (lambda: cache.has_key(by_node[1][0]), lambda r: r is False),
+        ):  # fmt: skip
+            started = time.monotonic()
+            result = call()
+            assert time.monotonic() - started < 1.5
+            assert check(result), result
+    finally:
+        fresh_nodes[1].resume()
+    logs = [r for r in caplog.records if r.name == "django_rb.cache"]
+    assert len(logs) == 1  # rate-limited: one node, one line
+    assert PASSWORD not in caplog.text
+
+
+def test_warnings_are_rate_limited_per_node(fresh_nodes, caplog):
+    caplog.set_level(logging.WARNING, logger="django_rb.cache")
+    cache = make_cache(fresh_nodes, IGNORE_EXCEPTIONS=True)
+    by_node = keys_by_node(cache, 2)
+    fresh_nodes[0].stop()
+    fresh_nodes[2].stop()
+    for _ in range(5):
+        cache.get_many([k for keys in by_node.values() for k in keys])
+        cache.get(by_node[0][0])
+        cache.set(by_node[2][0], 1)
+        assert cache.add(by_node[2][1], 1) is False
+    logs = [r.getMessage() for r in caplog.records if r.name == "django_rb.cache"]
+    assert len(logs) == 2, logs
+    assert any("node 0" in m for m in logs) and any("node 2" in m for m in logs)
+    assert PASSWORD not in caplog.text
+
+
+def test_no_password_in_errors_without_ignore_exceptions(fresh_nodes):
+    cache = make_cache(fresh_nodes, SOCKET_TIMEOUT=0.3)
+    by_node = keys_by_node(cache, 2)
+    fresh_nodes[1].stop()
+    errors = []
+    for call in (
+        lambda: cache.get(by_node[1][0]),
+        lambda: cache.get_many(by_node[1]),
+        lambda: cache.set_many({by_node[1][0]: 1}),
+        lambda: cache.incr(by_node[1][0]),
+        lambda: list(cache.iter_keys("*")),
+        lambda: cache.clear(),
+        lambda: cache.lock(by_node[1][0], blocking_timeout=0.1).acquire(),
+    ):
+        with pytest.raises(redis.ConnectionError) as info:
+            call()
+        errors.append(info.value)
+    for error in errors:
+        text = f"{error} {error!r} {error.__cause__!r} {error.__context__!r}"
+        assert PASSWORD not in text
+
+
+def test_wrong_password_location_does_not_leak(fresh_nodes):
+    url = f"redis://:{PASSWORD}@127.0.0.1:99999/0"
+    with pytest.raises(Exception) as info:  # noqa: B017 - any error, as long as it is discreet
+        RBCache(url, {}).get("k")
+    assert PASSWORD not in str(info.value) and PASSWORD not in repr(info.value)
+
+
+def test_node_comes_back_with_no_stale_replies_in_many_calls(fresh_nodes):
+    cache = make_cache(fresh_nodes, SOCKET_TIMEOUT=0.3, IGNORE_EXCEPTIONS=True)
+    by_node = keys_by_node(cache, 6)
+    cache.set_many({k: f"v-{k}" for keys in by_node.values() for k in keys})
+    fresh_nodes[2].pause()
+    try:
+        assert cache.get_many(by_node[2][:3]) == {}
+        assert cache.get(by_node[2][0]) is None
+    finally:
+        fresh_nodes[2].resume()
+    time.sleep(0.1)  # the node now answers the abandoned requests
+    later = by_node[2][3:]
+    assert cache.get_many(later) == {k: f"v-{k}" for k in later}
+    assert cache.get(later[1]) == f"v-{later[1]}"
+
+
+def test_delete_pattern_deletes_what_iter_keys_lists_after_a_node_is_added(redis_nodes):
+    four = redis_nodes(4)
+    flush_nodes(four)
+    before = make_cache(four[:3])
+    after = make_cache(four)  # the cluster grew by one node: most keys now route elsewhere
+    before.set_many({f"k{i}": i for i in range(100)})
+    assert len(after.keys("k*")) == 100  # SCAN lists every stored key
+    assert after.delete_pattern("k*") == 100  # observed: about 25
+    assert after.keys("k*") == []  # observed: the other ~75 are still listed
+
+
+def test_stalled_node_without_ignore_exceptions_raises_timeouts_from_scans_and_clear(nodes):
+    cache = make_cache(nodes, SOCKET_TIMEOUT=0.3)
+    by_node = keys_by_node(cache, 2)
+    cache.set_many({k: 1 for keys in by_node.values() for k in keys})
+    nodes[0].pause()
+    try:
+        for call in (
+            lambda: list(cache.iter_keys("*")),
+            lambda: cache.delete_pattern("*"),
+            lambda: cache.clear(),
+            lambda: cache.incr(by_node[0][0]),
+            lambda: cache.set_many({by_node[0][0]: 2}, timeout=None),
+        ):
+            started = time.monotonic()
+            with pytest.raises(redis.TimeoutError):
+                call()
+            assert time.monotonic() - started < 1.5
+    finally:
+        nodes[0].resume()
+
+
+def test_dead_node_with_ignore_exceptions_plain_mset_path(nodes):
+    cache = make_cache(nodes, IGNORE_EXCEPTIONS=True, LOG_IGNORED_EXCEPTIONS=False)
+    by_node = keys_by_node(cache, 5)
+    nodes[2].stop()
+    data = {
+        k: (i if i % 2 else f"s{i}") for i, k in enumerate(k for ks in by_node.values() for k in ks)
+    }
+    assert sorted(cache.set_many(data, timeout=None)) == sorted(by_node[2])
+    assert cache.get_many(list(data)) == {k: v for k, v in data.items() if k not in by_node[2]}
+    assert cache.set(by_node[2][0], 1, timeout=0) is False
+    assert cache.touch(by_node[2][0], None) is False
+    assert cache.expire(by_node[2][0], 10) is False
+    assert cache.persist(by_node[2][0]) is False
+    assert cache.pttl(by_node[2][0]) == 0
+
+    async def scenario():
+        assert await cache.aget_many(list(data)) == {
+            k: v for k, v in data.items() if k not in by_node[2]
+        }
+        assert sorted(await cache.aset_many(data)) == sorted(by_node[2])
+
+    asyncio.run(scenario())

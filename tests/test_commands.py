@@ -421,3 +421,66 @@ def test_cache_option_names_what_is_wrong(url_cache: Any) -> None:
     assert error is not None and "django_rb.E015" in str(error)
     with pytest.raises(CommandError, match="not allowed with argument"):
         call_command("rb_status", "--cache", "x", "--cluster", "y")
+
+
+# -- rb_flushall and arguments, from the Django-layer review ----------------------------------
+
+
+def test_flushall_when_a_host_dies_between_listing_and_flush(
+    spare_settings: Any, spare_nodes: list[RedisNode]
+) -> None:
+    for node in spare_nodes:
+        raw(node).set("k", 1)
+
+    class StopsANodeWhenAnswering(Terminal):
+        def readline(self, *args: Any) -> str:
+            spare_nodes[2].stop()
+            return "yes\n"
+
+    stdout, _, error = run("rb_flushall", stdin=StopsANodeWhenAnswering())
+    assert error is not None and str(error) == "1 of 3 hosts were not flushed (host 2)."
+    assert "This deletes all 3 keys of cluster 'default'" in stdout
+    assert f"host 2  127.0.0.1:{spare_nodes[2].port}  db 0: FAILED: " in stdout
+    assert stdout.count(": flushed (1 keys)") == 2
+    assert [raw(node).dbsize() for node in spare_nodes[:2]] == [0, 0]
+
+
+def test_flushall_unknown_cluster_touches_nothing(
+    spare_settings: Any, spare_nodes: list[RedisNode]
+) -> None:
+    raw(spare_nodes[0]).set("k", 1)
+    stdout, _, error = run("rb_flushall", "--cluster", "tsdb", "--noinput")
+    assert error is not None
+    assert str(error) == "No cluster named 'tsdb' in RB_CLUSTERS; configured clusters: 'default'."
+    assert stdout == "" and raw(spare_nodes[0]).dbsize() == 1
+    _, _, error = run("rb_flushall", "--cluster", "", "--noinput")
+    assert error is not None and "No cluster named ''" in str(error)
+
+
+def test_flushall_leaves_another_clusters_db_on_the_same_servers(
+    spare_settings: Any, spare_nodes: list[RedisNode]
+) -> None:
+    spare_settings.RB_CLUSTERS = {
+        "default": {"hosts": [node.url(0) for node in spare_nodes]},
+        "other": {"hosts": [node.url(1) for node in spare_nodes]},
+    }
+    for node in spare_nodes:
+        raw(node, 0).set("a", 1)
+        raw(node, 1).set("b", 1)
+    stdout, _, error = run("rb_flushall", "--cluster", "other", "--noinput")
+    assert error is None and stdout.splitlines()[-1] == "Flushed 3 hosts of cluster 'other'."
+    assert all("db 1" in line for line in stdout.splitlines()[1:4])
+    assert [raw(n, 0).dbsize() for n in spare_nodes] == [1, 1, 1]
+    assert [raw(n, 1).dbsize() for n in spare_nodes] == [0, 0, 0]
+
+
+def test_status_invalid_timeout_and_cluster_arguments(
+    spare_settings: Any, spare_nodes: list[RedisNode]
+) -> None:
+    with pytest.raises(CommandError, match="not a number of seconds"):
+        call_command("rb_status", "--timeout", "soon", stdout=io.StringIO())
+    for bad in ("0", "-1"):
+        with pytest.raises(CommandError, match="must be more than 0 seconds"):
+            call_command("rb_flushall", "--noinput", "--timeout", bad, stdout=io.StringIO())
+    stdout, _, error = run("rb_status", "--cluster", "default", "--json", "--timeout", "2")
+    assert error is None and len(json.loads(stdout)) == 3

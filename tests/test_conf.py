@@ -6,11 +6,14 @@ from typing import Any
 
 import environ
 import pytest
+import redis
 from django.core.exceptions import ImproperlyConfigured
 
 from django_rb import conf, get_cluster
 from django_rb.cluster import BadHostSetup, BaseRouter, ConsistentHashingRouter, PartitionRouter
+from django_rb.cluster.hosts import parse_hosts
 from django_rb.testing import RedisNode
+from tests.django_support import django_rb_errors, problems_text, run_merged
 
 PASSWORD = "env-s3cret"
 
@@ -200,3 +203,158 @@ def test_parse_cache_location(location: Any, cluster_name: str | None, hosts: An
 def test_parse_cache_location_refuses(location: Any) -> None:
     with pytest.raises(BadHostSetup):
         conf.parse_cache_location(location)
+
+
+# -- RB_CLUSTERS edge cases ---------------------------------------------------------------------
+
+
+def test_hosts_as_a_tuple_is_the_same_as_a_list(settings: Any) -> None:
+    urls = ("redis://10.0.0.1:6380/0", "redis://10.0.0.2:6380/1")
+    settings.RB_CLUSTERS = {"default": {"hosts": urls}}
+    assert problems_text() == ""
+    config = conf.get_cluster_config()
+    assert {i: h.address for i, h in config.parsed_hosts.items()} == {
+        0: "10.0.0.1:6380/0",
+        1: "10.0.0.2:6380/1",
+    }
+
+
+def test_hosts_dict_with_string_ids_is_a_clear_e005(settings: Any) -> None:
+    settings.RB_CLUSTERS = {"default": {"hosts": {"0": {"host": "a"}, "1": {"host": "b"}}}}
+    assert [m.id for m in django_rb_errors()] == ["django_rb.E005"]
+    with pytest.raises(ImproperlyConfigured, match=r"integers.*django_rb\.E005"):
+        get_cluster()
+
+
+def test_router_as_a_class_and_alias_and_blank(settings: Any) -> None:
+    settings.RB_CLUSTERS = {
+        "cls": {"hosts": ["redis://a:1/0"], "router": ConsistentHashingRouter},
+        "none": {"hosts": ["redis://a:1/0"], "router": None},
+    }
+    assert problems_text() == ""
+    assert get_cluster("cls").router_cls is ConsistentHashingRouter
+    assert get_cluster("none").router_cls is PartitionRouter
+
+
+def test_router_class_that_is_not_a_base_router(settings: Any) -> None:
+    settings.RB_CLUSTERS = {"default": {"hosts": ["redis://a:1/0"], "router": dict}}
+    assert [m.id for m in django_rb_errors()] == ["django_rb.E010"]
+
+
+def test_url_query_db_wins_over_path_db_like_redis_py() -> None:
+    (host,) = parse_hosts(["redis://a:1/2?db=3"]).values()
+    assert host.db == redis.ConnectionPool.from_url("redis://a:1/2?db=3").connection_kwargs["db"]
+    assert host.db == 3
+
+
+def test_ipv6_url_parses_and_duplicates_are_e007(settings: Any) -> None:
+    (host,) = parse_hosts(["redis://[::1]:6380/2"]).values()
+    assert (host.host, host.port, host.db) == ("::1", 6380, 2)
+    settings.RB_CLUSTERS = {"default": {"hosts": ["redis://[::1]:6380/0", "redis://[::1]:6380"]}}
+    assert [m.id for m in django_rb_errors()] == ["django_rb.E007"]
+    settings.RB_CLUSTERS = {"default": {"hosts": ["redis://[::1:6380/0"]}}
+    assert [m.id for m in django_rb_errors()] == ["django_rb.E005"]
+
+
+@pytest.mark.parametrize("value", ["none", "optional", "required"])
+def test_rediss_ssl_cert_reqs_reach_the_pool(settings: Any, value: str) -> None:
+    settings.RB_CLUSTERS = {
+        "default": {"hosts": [f"rediss://cache:6390/0?ssl_cert_reqs={value}&ssl_check_hostname=no"]}
+    }
+    assert problems_text() == ""
+    kwargs = get_cluster().get_pool_for_host(0).connection_kwargs
+    assert kwargs["ssl_cert_reqs"] == value and kwargs["ssl_check_hostname"] is False
+
+
+def test_empty_dict_and_unset_raise_with_w001(settings: Any) -> None:
+    settings.RB_CLUSTERS = {}
+    with pytest.raises(ImproperlyConfigured, match=r"django_rb\.W001"):
+        get_cluster()
+    del settings.RB_CLUSTERS
+    _, error = run_merged("rb_status")
+    assert error is not None and "django_rb.W001" in str(error)
+
+
+def test_host_defaults_fill_password_but_not_over_the_url(settings: Any) -> None:
+    settings.RB_CLUSTERS = {
+        "default": {
+            "hosts": ["redis://:own@a:1/0", "redis://b:1/0"],
+            "host_defaults": {"password": "dflt", "username": "u"},
+        }
+    }
+    hosts = conf.get_cluster_config().parsed_hosts
+    assert (hosts[0].password, hosts[1].password) == ("own", "dflt")
+    assert hosts[1].username == "u"
+
+
+# -- settings that pass the checks but fail later ---------------------------------------------
+
+
+def test_router_options_the_router_does_not_take(settings: Any) -> None:
+    settings.RB_CLUSTERS = {"default": {"hosts": ["redis://a:1/0"], "router_options": {"x": 1}}}
+    assert [m.id for m in django_rb_errors()] == ["django_rb.E011"]
+    _, error = run_merged("rb_status")  # a clear command error, not a traceback from the router
+    assert error is not None and "router_options" in str(error)
+
+
+def test_pool_options_protocol_3(settings: Any) -> None:
+    settings.RB_CLUSTERS = {
+        "default": {"hosts": ["redis://a:1/0"], "pool_options": {"protocol": 3}}
+    }
+    assert [m.id for m in django_rb_errors()] == ["django_rb.E012"]
+    with pytest.raises(ImproperlyConfigured, match="protocol"):
+        get_cluster()
+
+
+def test_pool_options_unknown_kwarg(settings: Any) -> None:
+    settings.RB_CLUSTERS = {
+        "default": {"hosts": ["redis://127.0.0.1:1/0"], "pool_options": {"max_conections": 5}}
+    }
+    errors = django_rb_errors()
+    assert [m.id for m in errors] == ["django_rb.E012"] and "max_conections" in errors[0].msg
+    _, error = run_merged("rb_status", "--json")  # refused up front instead of every host "down"
+    assert error is not None and "max_conections" in str(error)
+
+
+@pytest.mark.parametrize("kind", ["set", "generator"])
+def test_unordered_or_one_shot_hosts_are_refused(settings: Any, kind: str) -> None:
+    urls = ["redis://a:1/0", "redis://b:1/0", "redis://c:1/0"]
+    # a set's order (so every key's placement) changes with PYTHONHASHSEED between processes;
+    # a generator is consumed by the check, then get_cluster() finds no hosts
+    hosts = set(urls) if kind == "set" else (url for url in urls)
+    settings.RB_CLUSTERS = {"default": {"hosts": hosts}}
+    assert [m.id for m in django_rb_errors()] == ["django_rb.E005"]
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        {0: {"host": "a", "port": "abc"}},
+        {0: {"host": "a", "port": 1, "db": "x"}},
+        ["redis://a:1/-1"],
+        ["rediss://a:1/0?ssl_cert_reqs=bogus"],
+    ],
+)
+def test_bad_host_values_are_e005(settings: Any, hosts: Any) -> None:
+    settings.RB_CLUSTERS = {"default": {"hosts": hosts}}
+    assert [m.id for m in django_rb_errors()] == ["django_rb.E005"]
+
+
+def test_host_defaults_db_and_port_fill_urls_without_them(settings: Any) -> None:
+    settings.RB_CLUSTERS = {
+        "default": {"hosts": "redis://a,redis://b", "host_defaults": {"db": 3, "port": 6390}}
+    }
+    hosts = conf.get_cluster_config().parsed_hosts
+    assert [(h.port, h.db) for h in hosts.values()] == [(6390, 3), (6390, 3)]
+
+
+@pytest.mark.parametrize("backend", ["django_rb.cache.backend.RBCache"])
+def test_cache_check_sees_the_backend_by_any_path(settings: Any, backend: str) -> None:
+    settings.RB_CLUSTERS = {"default": {"hosts": ["redis://a:1/0"]}}
+    settings.CACHES = {"default": {"BACKEND": backend, "LOCATION": "nope"}}
+    assert [m.id for m in django_rb_errors()] == ["django_rb.E014"]
+
+
+def test_ipv6_address_is_shown_with_brackets() -> None:
+    (host,) = parse_hosts(["redis://[::1]:6380/0"]).values()
+    assert host.address == "[::1]:6380/0"  # observed "::1:6380/0": which part is the port?

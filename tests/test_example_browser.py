@@ -106,7 +106,7 @@ def post_events(driver: Any, url: str, count: int) -> list[int]:
 
 
 def test_dashboards_draw_and_counts_move(
-    browser: Any, live_server: Any, transactional_db: Any, example_site: Any
+    browser: Any, live_server: Any, transactional_db: Any, example_site: Any, rb_nodes: list[Any]
 ) -> None:
     ids = list(Project.objects.values_list("pk", flat=True))
     history(ids)
@@ -139,6 +139,11 @@ def test_dashboards_draw_and_counts_move(
     assert figure(browser, "users") > users
     assert "Clicked in the browser" in browser.find_element("id", "messages").text
 
+    browser.get(f"{live_server.url}/cluster/")
+    states = [cell.text for cell in browser.find_elements("css selector", "#nodes td.status")]
+    assert states == ["up"] * len(rb_nodes)
+
+    browser.get(f"{live_server.url}/projects/{pid}/")
     SCREENSHOT.parent.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000

@@ -12,6 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from django_rb.conf import CLUSTER_KEYS
 from django_rb.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,12 +32,24 @@ def alive(pid: int) -> bool:
         return True
 
 
-def test_demo_serves_the_site_and_stops_everything(tmp_path: Path) -> None:
-    port = free_port()
+def demo_command(tmp_path: Path, port: int, mode: str) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}")
     env.pop("RB_HOSTS", None)
+    args = [sys.executable, "scripts/demo.py", "--port", str(port), "--burst", "1", "--mode", mode]
+    return args, env
+
+
+@pytest.mark.parametrize("mode", ["nodes", "redis-cluster"])
+def test_demo_serves_the_site_and_stops_everything(tmp_path: Path, mode: str) -> None:
+    port = free_port()
+    args, env = demo_command(tmp_path, port, mode)
+    if mode == "redis-cluster" and "is_redis_cluster" not in CLUSTER_KEYS:
+        done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2
+        assert "cannot name" in done.stdout and "a Redis Cluster yet" in done.stdout
+        return
     demo = subprocess.Popen(
-        [sys.executable, "scripts/demo.py", "--port", str(port), "--burst", "1"],
+        args,
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -50,7 +65,8 @@ def test_demo_serves_the_site_and_stops_everything(tmp_path: Path) -> None:
                 break
         output = "".join(lines)
         pids = [int(p) for p in re.search(r"\(pids ([\d, ]+)\)", output).group(1).split(", ")]
-        assert len(pids) == 4 and all(alive(pid) for pid in pids)
+        assert len(pids) == (3 if mode == "redis-cluster" else 4)
+        assert all(alive(pid) for pid in pids)
         assert re.search(r"\d+ events to 5 projects: \d+ accepted", output)
         assert f"http://127.0.0.1:{port}/projects/1/" in output
         page = ""

@@ -133,6 +133,16 @@ def test_unknown_project_is_404_and_counts_nothing(example_site: Any) -> None:
     )
 
 
+def test_event_text_is_escaped_on_the_page(example_site: Any) -> None:
+    client = Client()
+    pid = first_project()
+    nasty = "<script>alert('x')</script> & <b>"
+    assert post(client, pid, {**EVENT, "message": nasty}).status_code == 202
+    page = client.get(f"/projects/{pid}/").content.decode()
+    assert "<script>alert" not in page and "<b> " not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;b&gt;" in page
+
+
 def test_only_post_reaches_ingest(example_site: Any) -> None:
     response = Client().get(f"/api/{first_project()}/events/")
     assert response.status_code == 405

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from django.test import override_settings
 
 from django_rb import get_cluster
 from django_rb.testing import RedisNode
+from tests.django_support import raw_client, run_merged
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -177,3 +180,102 @@ def test_pools_are_closed_at_exit(own_nodes: list[RedisNode]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["open while running: 1", "open after exit handlers: 0"]
+
+
+@pytest.fixture(scope="module")
+def nodes(redis_nodes: Any) -> list[RedisNode]:
+    """Three nodes of this module's own (tests may stop them; ``fresh`` restarts them)."""
+    return redis_nodes(3)
+
+
+@pytest.fixture
+def fresh(settings: Any, nodes: list[RedisNode]) -> Iterator[list[RedisNode]]:
+    for node in nodes:
+        node.start()
+        raw_client(node).flushall()
+    settings.RB_CLUSTERS = {"default": {"hosts": [node.url() for node in nodes]}}
+    yield nodes
+    for node in nodes:
+        node.start()
+
+
+# -- get_cluster under threads and restarts -----------------------------------------------------
+
+
+def flip_settings_under_threads(
+    nodes: list[RedisNode], io_rounds: bool
+) -> tuple[list[list[int]], list[BaseException], list[int]]:
+    """Four threads call get_cluster() (and run a PING round on it when ``io_rounds``) while
+    the main thread flips RB_CLUSTERS 40 times; returns the host ports each call saw, the
+    threads' exceptions, and the ports of get_cluster() once the flipping is over."""
+    for node in nodes:
+        node.start()
+    a = {"default": {"hosts": [nodes[0].url()]}}
+    b = {"default": {"hosts": [nodes[1].url(), nodes[2].url()]}}
+    stop = threading.Event()
+    seen: list[list[int]] = []
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                cluster = get_cluster()
+                seen.append([h.port for h in cluster.hosts.values()])
+                if io_rounds:
+                    with cluster.all(timeout=5) as client:
+                        client.ping()
+                else:
+                    time.sleep(0.0005)
+            except BaseException as exc:  # noqa: BLE001
+                failures.append(exc)
+                return
+
+    with override_settings(RB_CLUSTERS=a):
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            for i in range(40):
+                with override_settings(RB_CLUSTERS=b if i % 2 else a):
+                    time.sleep(0.005)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(10)
+        final = [h.port for h in get_cluster().hosts.values()]
+    return seen, failures, final
+
+
+def test_get_cluster_under_threads_while_settings_flip(nodes: list[RedisNode]) -> None:
+    seen, failures, final = flip_settings_under_threads(nodes, io_rounds=False)
+    ports_a, ports_b = [nodes[0].port], [nodes[1].port, nodes[2].port]
+    assert not failures, failures
+    assert seen and all(ports in (ports_a, ports_b) for ports in seen)
+    assert ports_b in seen and ports_a in seen
+    assert final == ports_a
+
+
+def test_in_flight_rounds_survive_a_settings_change(nodes: list[RedisNode]) -> None:
+    # README: "in-flight users reconnect if needed". Observed: the rounds running while
+    # _close_all() disconnects the pools fail with OSError(9, 'Bad file descriptor'),
+    # AttributeError('NoneType' ... 'gettimeout'), ValueError('Invalid file descriptor: -1')
+    # or HostTimeoutError, all against healthy servers.
+    _, failures, _ = flip_settings_under_threads(nodes, io_rounds=True)
+    assert not failures, failures
+
+
+def test_get_cluster_after_a_node_restarts(fresh: list[RedisNode]) -> None:
+    """After a restart the pooled sockets are stale; the next rounds reconnect."""
+    cluster = get_cluster()
+    with cluster.map() as client:
+        for i in range(30):
+            client.set(f"k{i}", i)
+    fresh[1].stop()
+    fresh[1].start()  # same port, empty (no persistence); pooled sockets are stale
+    assert get_cluster() is cluster
+    with cluster.map() as client:
+        values = [client.get(f"k{i}") for i in range(30)]
+    lost = [i for i, p in enumerate(values) if p.value is None]
+    assert lost and all(cluster.get_router().get_host_for_key(f"k{i}") == 1 for i in lost)
+    stdout, error = run_merged("rb_status", "--json")
+    assert error is None and all(row["up"] for row in json.loads(stdout))

@@ -7,7 +7,10 @@ The password below is recognisable in every fragment a list split can cut it int
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,16 @@ from django.core.management.base import CommandError, SystemCheckError
 
 from django_rb import conf, get_cluster
 from django_rb.cache import RBCache
+from django_rb.cluster import Cluster
+from django_rb.testing import RedisNode, free_port
+from tests.django_support import (
+    STATUS_KEYS,
+    django_rb_errors,
+    manage,
+    problems_text,
+    raw_client,
+    write_settings,
+)
 
 PASSWORD = "Sup3rXq,Secr3tZk;Pa55Wv/W0rdJy"
 FRAGMENTS = [part for part in re.split("[,;/]", PASSWORD)]
@@ -137,3 +150,120 @@ def test_fragments_of_an_options_password_never_show_in_reprs(settings: Any) -> 
     cache = RBCache(["redis://127.0.0.1:7301/0"], {"OPTIONS": {"PASSWORD": PASSWORD}})
     shown = [repr(cache.cluster), repr(cache.cluster.hosts), repr(cache._settings())]
     assert leaks(" ".join(shown)) == []
+
+
+# -- from the Django-layer review: every output path, as processes too ---------------------------
+
+SECRET = "rvw-T0pSecret"
+
+
+@pytest.fixture(scope="module")
+def pw_node(redis_nodes: Any) -> RedisNode:
+    (node,) = redis_nodes(1, password=SECRET)
+    return node
+
+
+def test_reprs_and_errors_never_show_a_password(settings: Any) -> None:
+    hosts = [f"redis://user:{SECRET}@a:1/0", {"host": "b", "port": 1, "password": SECRET}]
+    settings.RB_CLUSTERS = {"default": {"hosts": hosts, "host_defaults": {"password": SECRET}}}
+    config = conf.get_cluster_config()
+    cluster = get_cluster()
+    shown = [repr(config), str(config), repr(cluster), str(cluster)]
+    shown += [repr(h) for h in cluster.hosts.values()] + [repr(cluster.hosts)]
+    assert all(SECRET not in text for text in shown)
+    # every error path: duplicate host, bad port, bad db, unknown option, unknown setting
+    bad = [
+        [f"redis://:{SECRET}@a:1/0", f"redis://:{SECRET}@a:1/0"],
+        [f"redis://:{SECRET}@a:port/0"],
+        [f"redis://:{SECRET}@a:1/zero"],
+        [f"redis://:{SECRET}@a:1/0?nope=1&password={SECRET}"],
+        {0: {"host": "a", "password": SECRET, "pasword": SECRET}},
+        f"redis://:{SECRET}@a:1/0,redis://:{SECRET}@b:1/0?db=x",
+    ]
+    for value in bad:
+        settings.RB_CLUSTERS = {"default": {"hosts": value}}
+        messages = django_rb_errors()
+        assert messages, value
+        with pytest.raises(ImproperlyConfigured) as info:
+            get_cluster()
+        texts = [str(info.value), problems_text()] + [f"{m.msg} {m.hint}" for m in messages]
+        assert all(SECRET not in text for text in texts), value
+
+
+def test_ssl_password_is_hidden_in_check_messages(settings: Any) -> None:
+    url = f"rediss://cache:6390/0?ssl_password={SECRET}&ssl_cert_reqs=required&bogus=1"
+    settings.RB_CLUSTERS = {"default": {"hosts": [url]}}
+    settings.CACHES = {"default": {"BACKEND": "django_rb.cache.RBCache", "LOCATION": url}}
+    text = problems_text()
+    assert "RB_CLUSTERS['default']: (E005)" in text and "CACHES['default']: (E005)" in text
+    assert SECRET not in text
+
+
+def test_ssl_password_is_hidden_in_host_repr() -> None:
+    cluster = Cluster([f"rediss://cache:6390/0?ssl_password={SECRET}"])
+    assert SECRET not in repr(cluster.hosts[0]) + repr(cluster.hosts)
+
+
+def test_pair_with_a_url_as_host_id_does_not_leak(settings: Any) -> None:
+    # A list of two URLs wrapped in a tuple (e.g. env.tuple(...) inside a list) is read as
+    # rb's (host_id, config) pair; the "host id" is then quoted in E005 with its password.
+    hosts = [(f"redis://:{SECRET}@a:1/0", f"redis://:{SECRET}@b:1/0")]
+    settings.RB_CLUSTERS = {"default": {"hosts": hosts}}
+    text = problems_text()
+    assert "E005" in text
+    assert SECRET not in text
+
+
+def test_status_and_flushall_as_processes_never_show_a_password(
+    tmp_path: Path, pw_node: RedisNode
+) -> None:
+    pw_node.start()
+    raw_client(pw_node).set("k", 1)
+    dead = f"redis://:{SECRET}@127.0.0.1:{free_port()}/0"
+    module = write_settings(tmp_path, {"default": {"hosts": [pw_node.url(), dead]}})
+    status = manage(tmp_path, module, "rb_status", "--json")
+    flush = manage(tmp_path, module, "rb_flushall", "--noinput", stdin=subprocess.DEVNULL)
+    assert status.returncode == 1 and flush.returncode == 1
+    rows = json.loads(status.stdout)  # only JSON on stdout, the CommandError goes to stderr
+    assert [row["up"] for row in rows] == [True, False]
+    assert [sorted(row) for row in rows] == [sorted(STATUS_KEYS)] * 2
+    assert rows[0]["keys"] == 1 and isinstance(rows[0]["used_memory"], int)
+    assert "1 of 2 hosts of cluster 'default' are down (host 1)." in status.stderr
+    assert "1 of 2 hosts were not flushed (host 1)." in flush.stderr
+    assert raw_client(pw_node).dbsize() == 0
+    for text in (status.stdout, status.stderr, flush.stdout, flush.stderr):
+        assert SECRET not in text
+
+
+def test_manage_py_check_as_a_process_hides_the_password(tmp_path: Path) -> None:
+    module = write_settings(
+        tmp_path,
+        {"default": {"hosts": [f"redis://:{SECRET}@a:99999/0", f"redis://u:{SECRET}@b:1/x"]}},
+    )
+    done = manage(tmp_path, module, "check", "--tag", "django_rb")
+    assert done.returncode == 1
+    assert "django_rb.E005" in done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    # a command that requires system checks refuses to run on the same settings
+    done = manage(tmp_path, module, "rb_status")
+    assert done.returncode == 1 and "SystemCheckError" in done.stderr
+    assert SECRET not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        [{"host": "h", "password": "s3cret-loc"}],  # settings instead of a URL
+        "redis:/:s3cret-loc@host/0",  # a mistyped scheme: not a URL, not a name
+        "redis://:s3cret-loc@host:port/0",  # a URL that does not parse
+    ],
+)
+def test_cache_location_mistakes_never_show_the_password(settings: Any, location: Any) -> None:
+    from django_rb.cache import RBCache
+
+    settings.CACHES = {"default": {"BACKEND": "django_rb.cache.RBCache", "LOCATION": location}}
+    assert "s3cret-loc" not in problems_text()
+    assert [m.id for m in django_rb_errors()] in (["django_rb.E015"], ["django_rb.E005"])
+    with pytest.raises(Exception) as info:
+        RBCache(location, {}).get("k")
+    assert "s3cret-loc" not in str(info.value)

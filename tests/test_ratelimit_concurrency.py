@@ -19,11 +19,13 @@ PER_SECOND = 100
 RUN_SECONDS = 1.5
 
 
-def _hammer(hosts: dict[int, Any], key: str, start_at: float, results: Any) -> None:
+def _hammer(hosts: dict[int, Any], key: str, ready: Any, results: Any) -> None:
     """In a child process: THREADS threads consume ``key`` until the run ends."""
     cluster = Cluster(hosts)
     limiter = RateLimiter(cluster)
     limiter.peek("warm-up", RATE)  # connect before the clock starts
+    ready.wait(timeout=120)  # every process is up: start together, however slow spawning was
+    start_at = time.time() + 0.05
     counts: list[tuple[int, float, float]] = []
     lock = threading.Lock()
 
@@ -52,13 +54,14 @@ def _hammer(hosts: dict[int, Any], key: str, start_at: float, results: Any) -> N
 def test_processes_and_threads_on_one_key(rb_cluster: Cluster, rb_nodes: list[Any]) -> None:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    start_at = time.time() + 3.0  # time for the children to start and connect
+    ready = context.Barrier(PROCESSES + 1)
     children = [
-        context.Process(target=_hammer, args=(cluster_hosts(rb_nodes), "hot", start_at, results))
+        context.Process(target=_hammer, args=(cluster_hosts(rb_nodes), "hot", ready, results))
         for _ in range(PROCESSES)
     ]
     for child in children:
         child.start()
+    ready.wait(timeout=120)
     counts = [row for _ in children for row in results.get(timeout=60)]
     for child in children:
         child.join(timeout=30)

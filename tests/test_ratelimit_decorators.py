@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from django_rb.ratelimit import (
     UNSAFE,
     BadRate,
     Ratelimited,
+    ais_ratelimited,
     is_ratelimited,
     ratelimit,
 )
@@ -337,6 +339,42 @@ def test_async_views(rl: Any) -> None:
         return [(await view(get())).status_code for _ in range(3)]
 
     assert asyncio.run(run()) == [200, 200, 429]
+
+
+def test_async_views_decide_on_the_event_loop(rl: Any) -> None:
+    threads: dict[str, int] = {}
+
+    def address(request: HttpRequest) -> str:
+        threads["ip"] = threading.get_ident()
+        return "10.9.9.9"
+
+    def tenant(group: str, request: HttpRequest) -> str:
+        threads["callable"] = threading.get_ident()
+        return "t1"
+
+    rl.RB_RATELIMIT = {"IP_META_KEY": address}
+
+    @ratelimit(key="ip", rate="1/m", group="loop-ip")
+    async def by_ip(request: HttpRequest) -> HttpResponse:
+        return HttpResponse("ok")
+
+    @ratelimit(key=tenant, rate="1/m", group="loop-callable")
+    async def by_tenant(request: HttpRequest) -> HttpResponse:
+        return HttpResponse("ok")
+
+    async def run() -> list[int]:
+        return [(await view(get())).status_code for view in (by_ip, by_ip, by_tenant, by_tenant)]
+
+    assert asyncio.run(run()) == [200, 429, 200, 429]
+    assert threads["ip"] == threading.get_ident()  # no thread hop for request-only keys
+    assert threads["callable"] != threading.get_ident()  # user code may touch the database
+
+
+def test_ais_ratelimited(rl: Any) -> None:
+    async def run() -> list[bool]:
+        return [await ais_ratelimited(get(), group="async-login", rate="1/m") for _ in range(2)]
+
+    assert asyncio.run(run()) == [False, True]
 
 
 def test_is_ratelimited(rl: Any) -> None:

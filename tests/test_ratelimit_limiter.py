@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -227,3 +228,36 @@ def test_password_never_shows_in_errors(redis_nodes: Any) -> None:
         assert "s3cret-pw" not in repr(caught.value.errors)
     finally:
         cluster.disconnect_pools()
+
+
+def test_async_twins_share_the_buckets(limiter: RateLimiter, rb_cluster: Cluster) -> None:
+    limits = [(key, "3/m") for host in range(4) for key in keys_on(rb_cluster, host, 1, "as")]
+
+    async def run() -> tuple[Any, ...]:
+        first = await limiter.aconsume_many(limits, now=T0)
+        one = await limiter.aconsume(limits[0][0], "3/m", now=T0)
+        looked = await limiter.apeek(limits[0][0], "3/m", now=T0)
+        await limiter.areset(limits[0][0])
+        return first, one, looked
+
+    first, one, looked = asyncio.run(run())
+    assert all(d.allowed and d.remaining == 2 for d in first)
+    assert (one.remaining, looked.remaining) == (1, 1)
+    assert limiter.peek(limits[0][0], "3/m", now=T0).remaining == 3  # reset
+    assert limiter.peek(limits[1][0], "3/m", now=T0).remaining == 2  # sync sees async's spend
+
+
+def test_async_dead_node_fails_only_its_limits(rb_nodes: list[Any], rb_cluster: Cluster) -> None:
+    (dead,) = keys_on(rb_cluster, 1, 1, "ad")
+    (live,) = keys_on(rb_cluster, 2, 1, "al")
+    rb_nodes[1].stop()
+    limiter = RateLimiter(rb_cluster)
+
+    async def run() -> Any:
+        with pytest.raises(LimiterUnavailable) as caught:
+            await limiter.aconsume_many([(live, "1/s"), (dead, "1/s")])
+        return caught.value
+
+    failure = asyncio.run(run())
+    assert failure.decisions[0] is not None and failure.decisions[0].allowed
+    assert failure.decisions[1] is None

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .decorators import is_ratelimited, ratelimit
+from .decorators import ais_ratelimited, is_ratelimited, ratelimit
 from .limiter import Decision, Limit, LimiterUnavailable, RateLimiter
 from .rates import BadRate, Rate, parse_rate
 from .verdicts import ALL, UNSAFE, Ratelimited
@@ -14,6 +14,7 @@ from .verdicts import ALL, UNSAFE, Ratelimited
 __all__ = [
     "ALL",
     "UNSAFE",
+    "ais_ratelimited",
     "BadRate",
     "Rate",
     "Decision",

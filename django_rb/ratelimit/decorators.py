@@ -13,12 +13,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
-
 from .keys import resolve_key
 from .limiter import as_limit
 from .rates import Rate, RateSpec, check_cost, validate_spec
-from .verdicts import ALL, Spec, decide, respond
+from .verdicts import ALL, Spec, adecide, decide, respond
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -110,7 +108,7 @@ def _wrap(view: Callable[..., Any], specs: tuple[Spec, ...]) -> Callable[..., An
 
         @functools.wraps(view)
         async def async_wrapper(request: Any, *args: Any, **kwargs: Any) -> Any:
-            verdict = await sync_to_async(decide)(request, specs)  # one thread hop
+            verdict = await adecide(request, specs)
             if verdict.unavailable or verdict.blocked:
                 return respond(request, verdict, lambda: None)
             return await view(request, *args, **kwargs)
@@ -140,10 +138,33 @@ def is_ratelimited(
     ``group`` defaults to the resolved view's dotted name. Sets ``request.limited`` and adds
     the decision to ``request.ratelimit`` (so the middleware can send the fields).
     """
+    return decide(
+        request, [_one_spec(request, group, key, rate, method, burst, cost)], increment
+    ).limited
+
+
+async def ais_ratelimited(
+    request: Any,
+    group: str | None = None,
+    key: Any = "ip",
+    rate: RateSpec = None,
+    method: Any = ALL,
+    increment: bool = True,
+    burst: int | None = None,
+    cost: int = 1,
+) -> bool:
+    """``is_ratelimited`` for async views, on the asyncio engine."""
+    spec = _one_spec(request, group, key, rate, method, burst, cost)
+    return (await adecide(request, [spec], increment)).limited
+
+
+def _one_spec(
+    request: Any, group: str | None, key: Any, rate: RateSpec, method: Any, burst: int | None,
+    cost: int,
+) -> Spec:  # fmt: skip
     if group is None:
         match = getattr(request, "resolver_match", None)
         group = getattr(match, "_func_path", None)
         if not group:
             raise ValueError("is_ratelimited() needs a group outside a resolved view.")
-    spec = _pending(key, rate, burst, method, group, True, cost).build(is_ratelimited)
-    return decide(request, [spec], spend=increment).limited
+    return _pending(key, rate, burst, method, group, True, cost).build(is_ratelimited)

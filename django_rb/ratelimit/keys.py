@@ -117,6 +117,11 @@ _PREFIXED: dict[str, Callable[[str], KeyFunction]] = {
 }
 
 
+#: Key kinds that read only the request (safe on an event loop): no user, no callables.
+PURE_KEYS = frozenset(["ip"])
+PURE_PREFIXES = ("header:", "get:", "post:")
+
+
 def resolve_key(key: Any) -> tuple[KeyFunction, str]:
     """The key function and a stable label for ``key`` (part of the bucket's name)."""
     if callable(key):

@@ -256,6 +256,52 @@ class RateLimiter:
         with self.cluster.map(timeout=self.timeout) as client:
             client.delete(f"{self.prefix}:{key}")
 
+    # -- async twins: the same plan/queue/read, awaited on the asyncio engine ----------------
+
+    async def aconsume(
+        self,
+        key: str,
+        rate: str | Rate | None,
+        burst: int | None = None,
+        cost: int = 1,
+        now: float | None = None,
+    ) -> Decision:
+        """``consume`` for coroutines (no thread hop)."""
+        return (await self.arun([as_limit(key, rate, burst, cost)], spend=True, now=now))[0]
+
+    async def apeek(
+        self, key: str, rate: str | Rate | None, burst: int | None = None, now: float | None = None
+    ) -> Decision:
+        """``peek`` for coroutines."""
+        return (await self.arun([as_limit(key, rate, burst, 1)], spend=False, now=now))[0]
+
+    async def aconsume_many(
+        self, limits: Iterable[tuple[Any, ...] | Limit], now: float | None = None
+    ) -> list[Decision]:
+        """``consume_many`` for coroutines: one awaited round, one script call per node."""
+        return await self.arun([_to_limit(item) for item in limits], spend=True, now=now)
+
+    async def arun(
+        self, limits: Sequence[Limit], spend: bool, now: float | None = None
+    ) -> list[Decision]:
+        """``run`` on the asyncio engine (``async with cluster.amap()``)."""
+        cluster = self.cluster
+        work = plan(limits, self.prefix, cluster.get_router(), spend, now)
+        promises: dict[int, Promise] = {}
+        if work.by_host:
+            try:
+                async with cluster.amap(timeout=self.timeout) as client:
+                    promises = queue(work, client, self.prefix)
+            except Exception:
+                if not promises:
+                    raise
+        return read(work, promises)
+
+    async def areset(self, key: str) -> None:
+        """``reset`` for coroutines."""
+        async with self.cluster.amap(timeout=self.timeout) as client:
+            client.delete(f"{self.prefix}:{key}")
+
 
 def _to_limit(item: tuple[Any, ...] | Limit) -> Limit:
     if isinstance(item, Limit):

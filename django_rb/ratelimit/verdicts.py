@@ -16,12 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpResponse
 
 from .conf import RateLimitSettings, get_settings
 from .headers import add_fields
-from .keys import KeyFunction
+from .keys import PURE_KEYS, PURE_PREFIXES, KeyFunction
 from .limiter import Decision, Limit, LimiterUnavailable, RateLimiter
 from .rates import BadRate, RateSpec, parse_rate
 
@@ -54,6 +55,14 @@ class Spec:
     methods: frozenset[str] | None = None
     cost: int = 1
     block: bool = True
+
+    @property
+    def pure(self) -> bool:
+        """Deciding this spec reads only the request itself (no user, no callables), so an
+        async view may run it on the event loop."""
+        pure_key = self.key_label in PURE_KEYS or self.key_label.startswith(PURE_PREFIXES)
+        rate = get_settings().rates.get(self.group, self.rate)
+        return pure_key and not callable(rate)
 
     def limit_for(self, request: Any, config: RateLimitSettings) -> Limit | None:
         """This request's limit, or None when it does not apply (method, rate None, key None)."""
@@ -100,31 +109,69 @@ class Verdict:
     unavailable: bool = False
 
 
+#: What a round answered: a decision per applying limit (None where its node failed), and
+#: the failure when there was one.
+Answers = tuple[list[Decision | None], LimiterUnavailable | None]
+
+
+def applying(request: Any, specs: Sequence[Spec]) -> list[tuple[Spec, Limit]]:
+    """The limits this request is subject to (none when ENABLE is False)."""
+    config = get_settings()
+    if not config.enable:
+        return []
+    return [(spec, limit) for spec in specs if (limit := spec.limit_for(request, config))]
+
+
+def limiter() -> RateLimiter:
+    """The limiter the settings describe."""
+    config = get_settings()
+    return RateLimiter(config.cluster, config.prefix, config.timeout)
+
+
 def decide(request: Any, specs: Sequence[Spec], spend: bool = True) -> Verdict:
     """Decide every spec that applies to ``request`` in one round and record it on the
     request (``request.limited``, ``request.ratelimit``)."""
-    config = get_settings()
-    verdict = Verdict()
-    applying = []
-    if config.enable:
-        applying = [(spec, limit) for spec in specs if (limit := spec.limit_for(request, config))]
-    if applying:
-        limiter = RateLimiter(config.cluster, config.prefix, config.timeout)
+    found = applying(request, specs)
+    answers: Answers = ([], None)
+    if found:
         try:
-            answers: list[Decision | None] = list(
-                limiter.run([limit for _, limit in applying], spend)
-            )
+            answers = (list(limiter().run([limit for _, limit in found], spend)), None)
         except LimiterUnavailable as exc:
-            _warn_unavailable(exc)
-            answers = exc.decisions
-            verdict.unavailable = not config.fail_open
-        for (spec, _limit), decision in zip(applying, answers, strict=True):
-            if decision is None:
-                continue  # its node failed: FAIL_OPEN lets it through
-            verdict.decisions.append(decision)
-            if not decision.allowed:
-                verdict.limited = True
-                verdict.blocked = verdict.blocked or spec.block
+            answers = (exc.decisions, exc)
+    return conclude(request, found, answers)
+
+
+async def adecide(request: Any, specs: Sequence[Spec], spend: bool = True) -> Verdict:
+    """``decide`` on the asyncio engine; the specs' key and rate functions run in one thread
+    hop only when some may touch the database (user keys, callables)."""
+    if all(spec.pure for spec in specs):
+        found = applying(request, specs)
+    else:
+        found = await sync_to_async(applying)(request, specs)
+    answers: Answers = ([], None)
+    if found:
+        try:
+            answers = (list(await limiter().arun([limit for _, limit in found], spend)), None)
+        except LimiterUnavailable as exc:
+            answers = (exc.decisions, exc)
+    return conclude(request, found, answers)
+
+
+def conclude(request: Any, found: list[tuple[Spec, Limit]], answers: Answers) -> Verdict:
+    """The verdict from a round's answers (FAIL_OPEN for failed nodes), recorded on the
+    request."""
+    decisions, failure = answers
+    verdict = Verdict()
+    if failure is not None:
+        _warn_unavailable(failure)
+        verdict.unavailable = not get_settings().fail_open
+    for (spec, _limit), decision in zip(found, decisions, strict=True):
+        if decision is None:
+            continue  # its node failed: FAIL_OPEN lets it through
+        verdict.decisions.append(decision)
+        if not decision.allowed:
+            verdict.limited = True
+            verdict.blocked = verdict.blocked or spec.block
     verdict.limited = verdict.limited or verdict.unavailable
     request.limited = getattr(request, "limited", False) or verdict.limited
     request.ratelimit = [*getattr(request, "ratelimit", ()), *verdict.decisions]

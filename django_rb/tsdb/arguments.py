@@ -65,33 +65,44 @@ def increments(items: Any, timestamp: Any, count: Any, now: float) -> list[Incre
     out = []
     models: dict[Any, str] = {}  # each distinct model validated once
     for item in _items(items, "incr_multi"):
-        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+        size = len(item) if isinstance(item, (tuple, list)) else 0
+        if size == 2:
+            model, key = item
+            epoch, n = default_epoch, default_count
+        elif size == 3:
+            model, key, extra = item
+            epoch, n = _item_options(extra, default_epoch, default_count, now)
+        else:
             raise TSDBArgumentError(
                 f"An incr_multi item is (model, key), (model, key, count) or "
                 f"(model, key, {{'timestamp': ..., 'count': ...}}), not {item!r}."
             )
-        epoch, n = default_epoch, default_count
-        if len(item) == 3:
-            extra = item[2]
-            if isinstance(extra, Mapping):
-                unknown = set(extra) - {"timestamp", "count"}
-                if unknown:
-                    raise TSDBArgumentError(
-                        f"An incr_multi item's options are 'timestamp' and 'count', not {sorted(unknown)!r}."
-                    )
-                if extra.get("timestamp") is not None:
-                    epoch = to_epoch(extra["timestamp"], now)
-                n = count_of(extra.get("count", default_count))
-            else:
-                n = count_of(extra)
-        key = item[1]
         if type(key) is not int:
             series_token(key)
-        model = models.get(item[0]) if isinstance(item[0], str) else None
-        if model is None:
-            model = models[item[0]] = model_name(item[0])
-        out.append(Increment(model, key, epoch, n))
+        name = models.get(model) if type(model) is str else None
+        if name is None:
+            name = models[model] = model_name(model)
+        out.append(Increment(name, key, epoch, n))
     return out
+
+
+_ITEM_OPTIONS = frozenset(("timestamp", "count"))
+
+
+def _item_options(extra: Any, epoch: float, count: int, now: float) -> tuple[float, int]:
+    """The third part of an incr_multi item: a count, or ``{"timestamp": ..., "count": ...}``."""
+    if type(extra) is not dict and not isinstance(extra, Mapping):
+        return epoch, count_of(extra)
+    if not extra.keys() <= _ITEM_OPTIONS:
+        unknown = sorted(map(str, extra.keys() - _ITEM_OPTIONS))
+        raise TSDBArgumentError(
+            f"An incr_multi item's options are 'timestamp' and 'count', not {unknown!r}."
+        )
+    moment = extra.get("timestamp")
+    if moment is not None:
+        epoch = to_epoch(moment, now)
+    amount = extra.get("count")
+    return epoch, count if amount is None else count_of(amount)
 
 
 def records(items: Any, timestamp: Any, now: float) -> list[Record]:

@@ -104,6 +104,9 @@ def _positive_int(value: Any) -> bool:
 
 def to_epoch(timestamp: Any, now: float | None = None) -> float:
     """Epoch seconds from an aware datetime, an int or a float; None means now."""
+    kind = type(timestamp)
+    if (kind is float or kind is int) and math.isfinite(timestamp):  # the common case first
+        return float(timestamp)
     if timestamp is None:
         return time.time() if now is None else now
     if isinstance(timestamp, datetime):
