@@ -4,12 +4,18 @@ import pytest
 import redis
 
 from django_rb.cluster import engine
-from django_rb.cluster.resp import ArgEncoder, PyReader, ReplyError, pack, pack_batch
+from django_rb.cluster.resp import (
+    ArgEncoder,
+    PyReader,
+    ReplyError,
+    pack,
+    pack_pipeline,
+)
 
 
 def test_pack_matches_the_resp_spec():
     assert pack((b"GET", b"k")) == b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
-    assert pack_batch(b"MGET", [b"a", b""]) == b"*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$0\r\n\r\n"
+    assert pack((b"MGET", b"a", b"")) == b"*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$0\r\n\r\n"
     long = b"x" * 5000
     assert pack((long,)) == b"*1\r\n$5000\r\n" + long + b"\r\n"
 
@@ -59,3 +65,22 @@ def test_map_works_with_the_pure_python_reader(rb_cluster, monkeypatch):
             mapping = client.hgetall("h")
     assert [p.value for p in values] == [b"v" * i for i in range(300)]
     assert bad.is_rejected and mapping.value == {b"a": b"1"}
+
+
+@pytest.mark.parametrize(
+    "commands",
+    [
+        [],
+        [(b"GET", b"k")],
+        [(b"SET", b"k", b"x" * 5000), (b"GET", b"")],  # a word past the size table
+        [(b"MGET", *[b"k%d" % i for i in range(15)])],  # just under the slice path
+        [(b"MGET", *[b"k%d" % i for i in range(200)]), (b"PING",)],  # more words than arrays
+        [(b"MSET", *([b"v" * 4097] * 20)), (b"HGET", b"h", b"f")],  # long run, big words
+    ],
+    ids=["none", "one", "big-word", "fifteen-words", "long-run", "long-run-big-words"],
+)
+def test_pack_pipeline_is_every_command_packed_in_order(commands):
+    assert pack_pipeline(commands) == b"".join(pack(words) for words in commands)
+    reader = PyReader()  # and the server-side view: arrays of exactly these words
+    reader.feed(pack_pipeline(commands))
+    assert [tuple(reader.gets()) for _ in commands] == [tuple(c) for c in commands]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 from django_rb.tsdb import TSDB
 
@@ -102,3 +103,31 @@ def test_every_hyperloglog_expires_at_its_buckets_end_plus_retention(
 def test_record_of_no_values_writes_nothing(store: TSDB, rb_cluster: object) -> None:
     store.record("m", 1, [], recent())
     assert key_count(rb_cluster) == 0
+
+
+class NoDeletes:
+    """A fanout client whose targeted ``delete`` is lost: a call that dies before dropping
+    its scratch keys."""
+
+    def __init__(self, client: object) -> None:
+        self.client = client
+
+    def target_key(self, key: object) -> object:
+        target = self.client.target_key(key)  # type: ignore[attr-defined]
+        target.delete = lambda *names: None
+        return target
+
+
+def test_union_scratch_keys_expire_even_if_never_dropped(store: TSDB, rb_cluster: object) -> None:
+    base = recent()
+    store.record_multi([("m", k, [f"v{k}"]) for k in range(6)], timestamp=base)
+    plan = store.plan_get_distinct_counts_union("m", list(range(6)), base, base, rollup=10)
+    step = next(plan)
+    with rb_cluster.fanout() as client:  # type: ignore[attr-defined]
+        pending = step(NoDeletes(client))
+    step = plan.send(pending)
+    with rb_cluster.fanout() as client:  # type: ignore[attr-defined]
+        pending = step(NoDeletes(client))
+    scratch = {n: t for n, t in expiries(rb_cluster).items() if b":tmp:" in n}
+    assert len(scratch) == 6 + 6  # one per series on its node, then the copies on one node
+    assert all(0 < moment - time.time() <= 60 for moment in scratch.values())

@@ -173,3 +173,16 @@ def test_the_default_store_follows_rb_tsdb(settings: Any, rb_nodes: list, rb_clu
     settings.RB_TSDB = {"CLUSTER": "missing"}
     with pytest.raises(ImproperlyConfigured, match="E203"):
         tsdb.get_rollups()
+
+
+def test_the_app_config_registers_the_checks() -> None:
+    from django.core.checks import registry
+
+    import django_rb.tsdb
+    from django_rb.tsdb.apps import TSDBConfig
+
+    try:
+        TSDBConfig("django_rb.tsdb", django_rb.tsdb).ready()
+        assert check_tsdb in registry.registry.get_checks()
+    finally:  # other tests count the registered checks' messages
+        registry.registry.registered_checks.discard(check_tsdb)

@@ -115,7 +115,7 @@ class CommandBuffer:
         words = head + tuple(map(codec.encoder.encode, args[1:]))
         if options:
             options = {k: v for k, v in options.items() if k not in _IGNORED_OPTIONS} or None
-        promise = Promise()
+        promise: Promise[Any] = Promise()
         spec = BATCHABLE.get(name)
         if spec is not None and not options and len(words) == spec[1] + 1:
             self.add_to_run(spec[0], words[1:], promise)
@@ -123,8 +123,8 @@ class CommandBuffer:
             self.add_command(name, words, options or None, promise)
         return promise
 
-    def add_command(self, name: str, words: tuple[bytes, ...], options: dict | None,
-                    promise: Promise) -> None:  # fmt: skip
+    def add_command(self, name: str, words: tuple[bytes, ...],
+                    options: Mapping[str, Any] | None, promise: Promise) -> None:  # fmt: skip
         """Queue one already-encoded command (``name`` upper-case, ``words`` incl. the name)."""
         self.queue.append((name, words, options, promise))
         self.tail_run = None
@@ -247,7 +247,7 @@ def _run_words(run: Run) -> list[bytes]:
     return [b"EVAL", DELETE_EACH_SCRIPT, b"%d" % len(run.args), *run.args]
 
 
-def _settle_one(codec: Codec, promise: Promise, name: str, options: dict | None,
+def _settle_one(codec: Codec, promise: Promise, name: str, options: Mapping[str, Any] | None,
                 reply: Any) -> Exception | None:  # fmt: skip
     if isinstance(reply, ReplyError):
         if options and EMPTY_RESPONSE in options:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from redis import Redis
 from redis.commands.core import Script
@@ -13,7 +13,7 @@ from redis.connection import Encoder
 from redis.exceptions import NoScriptError
 
 from .buffer import DELS, GETS, RECOVER, SETS, CommandBuffer
-from .direct import DirectCommands
+from .direct import _REDIS_PY, DirectCommands
 from .engine import RoundErrors, run_round
 from .errors import NoTargetHosts, UnroutableCommand
 from .keyspecs import fixed_key
@@ -70,7 +70,7 @@ class _ClusterClient:
     def register_script(self, script: Any) -> ClusterScript:
         """A Lua script run as EVALSHA; a host that lacks it gets it loaded, in the same
         ``map()`` block (one more round for those calls only) or the same routing call."""
-        return ClusterScript(self, script)
+        return ClusterScript(cast(Redis, self), script)  # mixed into Redis subclasses only
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} hosts={sorted(self._cluster.hosts)}>"
@@ -140,8 +140,8 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
     def execute_command(self, *args: Any, **options: Any) -> Promise:
         """Queue any keyed command on the host its keys live on."""
         route = self._route_bytes
-        fixed = fixed_key(args[0]) if route is not None else None
-        if fixed is not None and len(args) in fixed[0]:
+        fixed = fixed_key(args[0])
+        if route is not None and fixed is not None and len(args) in fixed[0]:
             # one key at a known place: route on its bytes, skip the router's general search
             key = args[fixed[1]]
             kind = type(key)
@@ -215,7 +215,7 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
         buffer.add_to_run(kind, args, promise)
         return promise
 
-    def get(self, name: Any) -> Promise:
+    def get(self, name: Any) -> Promise:  # type: ignore[override]
         """GET, folded with its neighbours into one MGET per host."""
         route = self._route_bytes
         if route is not None and type(name) is str:  # the common case, kept short
@@ -236,7 +236,7 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
             buffer.queue.append(("GET", (b"GET", data), None, promise))
         return promise
 
-    def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Promise:
+    def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Promise:  # type: ignore[override]
         """SET; plain ones fold into one MSET per host, EX/PX/NX/XX/KEEPTTL skip redis-py's
         general path (which costs microseconds per key)."""
         given = {k: v for k, v in kwargs.items() if v is not None and v is not False}
@@ -251,24 +251,24 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
                 promise = Promise()
                 buffer.add_command("SET", words, None, promise)
                 return promise
-        return Redis.set(self, name, value, *args, **kwargs)
+        return _REDIS_PY.set(self, name, value, *args, **kwargs)
 
-    def delete(self, *names: Any) -> Promise:
+    def delete(self, *names: Any) -> Promise:  # type: ignore[override]
         """DEL; keys on several hosts are split and their counts added up."""
         if len(names) == 1:
             data = self._key_bytes(names[0])
             return self._add_to_run(DELS, names[0], data, (data,))
         return self._split_count("DEL", names)
 
-    def unlink(self, *names: Any) -> Promise:
+    def unlink(self, *names: Any) -> Promise:  # type: ignore[override]
         """UNLINK, split per host like delete()."""
         return self._split_count("UNLINK", names)
 
-    def exists(self, *names: Any) -> Promise:
+    def exists(self, *names: Any) -> Promise:  # type: ignore[override]
         """EXISTS over keys on any hosts: the number that exist."""
         return self._split_count("EXISTS", names)
 
-    def touch(self, *names: Any) -> Promise:
+    def touch(self, *names: Any) -> Promise:  # type: ignore[override]
         """TOUCH over keys on any hosts: the number that exist."""
         return self._split_count("TOUCH", names)
 
@@ -276,7 +276,7 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
         parts = [self.execute_command(command, name) for name in names]
         return Promise.all(parts).then(sum)
 
-    def mget(self, keys: Any, *args: Any) -> Promise:
+    def mget(self, keys: Any, *args: Any) -> Promise:  # type: ignore[override]
         """MGET across hosts: one GET per key (folded back into MGETs per host)."""
         if isinstance(keys, (str, bytes, int, float)) or not isinstance(keys, Iterable):
             names = [keys, *args]
@@ -284,7 +284,7 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
             names = [*keys, *args]
         return Promise.all([self.get(name) for name in names])
 
-    def mset(self, *args: Any, **kwargs: Any) -> Promise:
+    def mset(self, *args: Any, **kwargs: Any) -> Promise:  # type: ignore[override]
         """MSET across hosts (arguments as for ``dict()``): one SET per key, folded back into
         MSETs per host; resolves to None, as rb's did."""
         pairs = dict(*args, **kwargs)
@@ -343,14 +343,15 @@ class FanoutClient(MappingClient):
     returns a promise of ``{host_id: value}``."""
 
     # the mapping client's per-key shortcuts do not apply: every command is broadcast
-    get = Redis.get
-    set = Redis.set
-    delete = Redis.delete
-    unlink = Redis.unlink
-    exists = Redis.exists
-    touch = Redis.touch
-    mget = Redis.mget
-    mset = Redis.mset
+    # (redis-py's methods, whose stubs promise plain results: hence the ignores)
+    get = Redis.get  # type: ignore[assignment]
+    set = Redis.set  # type: ignore[assignment]
+    delete = Redis.delete  # type: ignore[assignment]
+    unlink = Redis.unlink  # type: ignore[assignment]
+    exists = Redis.exists  # type: ignore[assignment]
+    touch = Redis.touch  # type: ignore[assignment]
+    mget = Redis.mget  # type: ignore[assignment]
+    mset = Redis.mset  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -421,15 +422,18 @@ class FanoutClient(MappingClient):
         return Promise.all({h: self._queue_evalsha(h, script, words) for h in hosts})
 
 
-class MapManager:
+C = TypeVar("C", bound=MappingClient)
+
+
+class MapManager(Generic[C]):
     """The ``with cluster.map() as client:`` block: join on a clean exit, drop on an error."""
 
-    def __init__(self, client: MappingClient, timeout: float | None = None) -> None:
+    def __init__(self, client: C, timeout: float | None = None) -> None:
         self.client = client
         if timeout is not None:  # bounds each round, early ones (max_concurrency) included
             client.timeout = timeout
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> C:
         return self.client
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -439,7 +443,7 @@ class MapManager:
         self.client.join()
 
 
-class RoutingClient(_ClusterClient, Redis):
+class RoutingClient(_ClusterClient, Redis):  # type: ignore[misc]
     """Immediate results, each command sent to the host its key lives on (thread safe)."""
 
     #: what ``get_mapping_client()`` / ``get_fanout_client()`` build (RedisCluster swaps them)
@@ -485,11 +489,11 @@ class RoutingClient(_ClusterClient, Redis):
         timeout: float | None = None,
         max_concurrency: int = 64,
         auto_batch: bool | None = None,
-    ) -> MapManager:
+    ) -> MapManager[MappingClient]:
         """``with routing_client.map() as c:`` — see Cluster.map."""
         return MapManager(self.get_mapping_client(max_concurrency, auto_batch), timeout)
 
     def fanout(self, hosts: Any = None, timeout: float | None = None, max_concurrency: int = 64,
-               auto_batch: bool | None = None) -> MapManager:  # fmt: skip
+               auto_batch: bool | None = None) -> MapManager[FanoutClient]:  # fmt: skip
         """``with routing_client.fanout(hosts) as c:`` — see Cluster.fanout."""
         return MapManager(self.get_fanout_client(hosts, max_concurrency, auto_batch), timeout)

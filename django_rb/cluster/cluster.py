@@ -93,14 +93,14 @@ class Cluster(AsyncClusterMixin):
         username: str | None = None,
     ) -> None:
         """Add a host, with rb's parameters (the router is rebuilt, so keys may move)."""
-        host = make_host(
+        info = make_host(
             host_id, host=host, port=port, unix_socket_path=unix_socket_path, db=db,
             password=password, ssl=ssl, ssl_options=ssl_options, username=username,
         )  # fmt: skip
         with self._lock:
-            if host.host_id in self.hosts:
-                raise DuplicateHostId(f"Two hosts share the host id {host.host_id!r}.")
-            self.hosts[host.host_id] = host
+            if info.host_id in self.hosts:
+                raise DuplicateHostId(f"Two hosts share the host id {info.host_id!r}.")
+            self.hosts[info.host_id] = info
             self._hosts_age += 1
 
     def remove_host(self, host_id: int) -> bool:
@@ -193,20 +193,20 @@ class Cluster(AsyncClusterMixin):
 
     def map(
         self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True
-    ) -> MapManager:
+    ) -> MapManager[MappingClient]:
         """``with cluster.map() as client:`` — commands return promises, sent in one parallel
         round when the block ends; the first error is raised after everything settled."""
         return MapManager(MappingClient(self, max_concurrency, auto_batch), timeout)
 
     def fanout(self, hosts: Any = None, timeout: float | None = None, max_concurrency: int = 64,
-               auto_batch: bool = True) -> MapManager:  # fmt: skip
+               auto_batch: bool = True) -> MapManager[FanoutClient]:  # fmt: skip
         """``with cluster.fanout(hosts=[0, 1]) as client:`` — every command goes to each host;
         promises hold ``{host_id: value}``."""
         return MapManager(FanoutClient(self, hosts, max_concurrency, auto_batch), timeout)
 
     def all(
         self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True
-    ) -> MapManager:
+    ) -> MapManager[FanoutClient]:
         """``fanout`` to every host."""
         return self.fanout("all", timeout, max_concurrency, auto_batch)
 

@@ -8,7 +8,15 @@ hence ``__slots__`` and callback lists created only when someone subscribes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:  # a bare ``Promise()`` is a ``Promise[Any]`` (PEP 696 default, for mypy)
+    from typing_extensions import TypeVar as DefaultTypeVar
+
+    T = DefaultTypeVar("T", default=Any)
+else:
+    T = TypeVar("T")
+U = TypeVar("U")
 
 PENDING = _PENDING = 0  # the public names are for the command buffer's settling fast path
 RESOLVED = _RESOLVED = 1
@@ -16,14 +24,16 @@ _REJECTED = 2
 _STATE_NAMES = {_PENDING: "pending", _RESOLVED: "resolved", _REJECTED: "rejected"}
 
 
-class Promise:
-    """A value that arrives later; resolved or rejected exactly once."""
+class Promise(Generic[T]):
+    """A value that arrives later; resolved or rejected exactly once.
+
+    ``Promise[T]`` holds a ``T`` once resolved (``value`` is None before that, as in rb)."""
 
     __slots__ = ("value", "reason", "_state", "_callbacks", "_errbacks")
 
     def __init__(self) -> None:
         #: the value this promise holds once resolved
-        self.value: Any = None
+        self.value: T = None  # type: ignore[assignment]  # None until resolved, as in rb
         #: the exception this promise holds once rejected
         self.reason: Any = None
         self._state = _PENDING
@@ -31,29 +41,29 @@ class Promise:
         self._errbacks: list[Callable[[Any], Any]] | None = None
 
     @staticmethod
-    def resolved(value: Any) -> Promise:
+    def resolved(value: U) -> Promise[U]:
         """A promise already resolved with ``value``."""
-        p = Promise()
+        p: Promise[U] = Promise()
         p.value = value
         p._state = _RESOLVED
         return p
 
     @staticmethod
-    def rejected(reason: Any) -> Promise:
+    def rejected(reason: Any) -> Promise[Any]:
         """A promise already rejected with ``reason``."""
-        p = Promise()
+        p: Promise[Any] = Promise()
         p.reason = reason
         p._state = _REJECTED
         return p
 
     @staticmethod
-    def all(iterable_or_dict: Iterable[Any] | Mapping[Any, Any]) -> Promise:
+    def all(iterable_or_dict: Iterable[Any] | Mapping[Any, Any]) -> Promise[Any]:
         """One promise for many: a list (or dict) of their values, or the first rejection."""
         if isinstance(iterable_or_dict, Mapping):
             return _all_of_dict(iterable_or_dict)
         return _all_of_list(iterable_or_dict)
 
-    def resolve(self, value: Any) -> None:
+    def resolve(self, value: T | Promise[T]) -> None:
         """Settle with ``value``; a promise as value is followed instead."""
         if self is value:
             raise TypeError("Cannot resolve promise with itself.")
@@ -99,9 +109,9 @@ class Promise:
 
     def done(
         self,
-        on_success: Callable[[Any], Any] | None = None,
+        on_success: Callable[[T], Any] | None = None,
         on_failure: Callable[[Any], Any] | None = None,
-    ) -> Promise:
+    ) -> Promise[T]:
         """Call back on settlement (at once if already settled); returns this promise."""
         state = self._state
         if state == _PENDING:
@@ -122,13 +132,15 @@ class Promise:
 
     def then(
         self,
-        success: Callable[[Any], Any] | None = None,
+        success: Callable[[T], Any] | None = None,
         failure: Callable[[Any], Any] | None = None,
-    ) -> Promise:
+    ) -> Promise[Any]:
         """A new promise for what ``success``/``failure`` return (or raise)."""
-        chained = Promise()
+        chained: Promise[Any] = Promise()
 
-        def settle(handler: Callable[[Any], Any] | None, passthrough: Callable[[Any], None]):
+        def settle(
+            handler: Callable[[Any], Any] | None, passthrough: Callable[[Any], None]
+        ) -> Callable[[Any], None]:
             def run(outcome: Any) -> None:
                 if handler is None:
                     passthrough(outcome)
@@ -155,13 +167,13 @@ class Promise:
         return f"<Promise {shown}>"
 
 
-def _as_promise(value: Any) -> Promise:
+def _as_promise(value: Any) -> Promise[Any]:
     return value if isinstance(value, Promise) else Promise.resolved(value)
 
 
-def _all_of_list(items: Iterable[Any]) -> Promise:
+def _all_of_list(items: Iterable[Any]) -> Promise[Any]:
     promises = [_as_promise(item) for item in items]
-    combined = Promise()
+    combined: Promise[list[Any]] = Promise()
     remaining = len(promises)
     if not remaining:
         combined.resolve([])
@@ -182,13 +194,13 @@ def _all_of_list(items: Iterable[Any]) -> Promise:
     return combined
 
 
-def _all_of_dict(items: Mapping[Any, Any]) -> Promise:
+def _all_of_dict(items: Mapping[Any, Any]) -> Promise[Any]:
     keys = list(items)
     combined = _all_of_list(items[k] for k in keys)
     return combined.then(lambda values: dict(zip(keys, values, strict=True)))
 
 
-def resolve_each(promises: list[Promise], values: list[Any]) -> None:
+def resolve_each(promises: list[Promise[Any]], values: list[Any]) -> None:
     """Resolve promise i with value i: the hot path of a folded MGET, so subscribers are rare.
 
     Every promise is settled even if a subscriber raises (even KeyboardInterrupt); the first
@@ -208,7 +220,7 @@ def resolve_each(promises: list[Promise], values: list[Any]) -> None:
         raise error
 
 
-def reject_each(promises: list[Promise], reason: BaseException) -> None:
+def reject_each(promises: list[Promise[Any]], reason: BaseException) -> None:
     """Reject every still-pending promise; the first error a subscriber raises is re-raised."""
     error: BaseException | None = None
     for promise in promises:

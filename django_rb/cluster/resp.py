@@ -14,7 +14,7 @@ from redis.exceptions import DataError, ResponseError
 try:  # the fast parser, used automatically when installed
     import hiredis
 except ImportError:  # pragma: no cover - exercised only where hiredis is absent
-    hiredis = None
+    hiredis = None  # type: ignore[assignment]
 
 try:
     from redis._parsers import BaseParser as _RedisParser
@@ -98,11 +98,6 @@ def _bulk_strings(items: list[bytes]) -> bytes:
     return b"\r\n".join(parts)
 
 
-def pack_batch(head: bytes, items: list[bytes]) -> bytes:
-    """``head`` (e.g. b"MGET") followed by encoded items, as one RESP array."""
-    return b"*%d\r\n$%d\r\n%s\r\n" % (len(items) + 1, len(head), head) + _bulk_strings(items)
-
-
 def pack(words: tuple[bytes, ...] | list[bytes]) -> bytes:
     """Encoded words as one RESP array (one command on the wire)."""
     return b"*%d\r\n" % len(words) + _bulk_strings(list(words))
@@ -120,11 +115,18 @@ def pack_pipeline(commands: Iterable[Sequence[bytes]]) -> bytes:
     heads, arrays = _HEADS, _ARRAYS
     for words in commands:
         count = len(words)
-        add(arrays[count] if count < 64 else b"*%d" % count)
-        for word in words:
-            size = len(word)
-            add(heads[size] if size < 4096 else b"$%d" % size)
-            add(word)
+        if count < 16:
+            add(arrays[count])
+            for word in words:
+                size = len(word)
+                add(heads[size] if size < 4096 else b"$%d" % size)
+                add(word)
+        else:  # a folded run (MGET of many keys): interleave with slices, at C speed
+            add(b"*%d" % count)
+            pairs: list[bytes] = [b""] * (2 * count)
+            pairs[0::2] = [heads[n] if n < 4096 else b"$%d" % n for n in map(len, words)]
+            pairs[1::2] = words
+            lines += pairs
     add(b"")  # the join then ends the last line too
     return b"\r\n".join(lines)
 
