@@ -42,6 +42,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_map.py
 	$(PY) bench/bench_cache.py
+	$(PY) bench/bench_async.py
 
 # The docs, with every warning (a broken link or reference) an error.
 docs: $(STAMP)

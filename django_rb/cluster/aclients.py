@@ -54,8 +54,6 @@ class _AsyncRounds:
 
     async def ajoin(self, deadline: float | None = None) -> None:
         """Send everything queued, await every reply (or the deadline), raise the first error."""
-        cluster = self._cluster
-        get_pool = cluster.get_async_pool_for_host
         try:
             while self._held or self._buffers:  # a callback may queue more while one settles
                 if self._held:
@@ -63,13 +61,19 @@ class _AsyncRounds:
                 else:
                     buffers = list(self._buffers.values())
                     self._buffers.clear()
-                await arun_round(buffers, cluster.hosts, get_pool, deadline, self._errors)
+                await self._arun_buffers(buffers, deadline)
         finally:
             errors, self._errors = self._errors, RoundErrors()
             self._held.clear()
             self._buffers.clear()
         if errors.first is not None:
             raise errors.first
+
+    async def _arun_buffers(self, buffers: list[CommandBuffer], deadline: float | None) -> None:
+        """One round (a Redis Cluster's clients follow its redirects here too)."""
+        cluster = self._cluster
+        get_pool = cluster.get_async_pool_for_host
+        await arun_round(buffers, cluster.hosts, get_pool, deadline, self._errors)
 
     def cancel(self) -> None:
         """Forget what is queued and not yet sent; those promises stay pending."""
@@ -155,17 +159,17 @@ class AsyncLocalClient(_ClusterClient, Redis):  # type: ignore[misc]
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         """Run one command on this client's host and return the reply (or raise its error)."""
-        client = AsyncMappingClient(self._cluster)
-        promise = client._buffer(self.host_id).enqueue(args, options)
+        client = AsyncFanoutClient(self._cluster, [self.host_id])
+        promise = client.execute_command(*args, **options)
         await client.ajoin()
-        return promise.value
+        return promise.value[self.host_id]
 
     async def run_script(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
         """A registered script on this host: EVALSHA, and EVAL with the body if it lacks it."""
-        client = AsyncMappingClient(self._cluster)
-        promise = client._queue_evalsha(self.host_id, script, (len(keys), *keys, *args))
+        client = AsyncFanoutClient(self._cluster, [self.host_id])
+        promise = client.run_script(script, keys, args)
         await client.ajoin()
-        return promise.value
+        return promise.value[self.host_id]
 
 
 class AsyncClusterMixin:
@@ -174,6 +178,9 @@ class AsyncClusterMixin:
     hosts: dict[int, HostInfo]
     codec: Any
     pool_options: dict[str, Any]
+    #: what amap() / afanout() build (a Redis Cluster's follow redirects)
+    async_mapping_client_class: type[Any]
+    async_fanout_client_class: type[Any]
 
     def _queue_commands(self, client: Any, mapping: Mapping[Any, list[tuple]]) -> dict:
         raise NotImplementedError
@@ -195,13 +202,13 @@ class AsyncClusterMixin:
         """``async with cluster.amap() as client:`` — map() for coroutines: promises at once,
         one parallel round awaited when the block ends, the first error raised after all
         promises settled; ``timeout`` bounds the whole block."""
-        client = AsyncMappingClient(self, max_concurrency, auto_batch)
+        client = self.async_mapping_client_class(self, max_concurrency, auto_batch)
         return AMapManager(client, timeout)
 
     def afanout(self, hosts: Any = None, timeout: float | None = None,
                 max_concurrency: int = 64, auto_batch: bool = True) -> AMapManager:  # fmt: skip
         """``async with cluster.afanout(hosts=[0, 1]) as client:`` — fanout() for coroutines."""
-        client = AsyncFanoutClient(self, hosts, max_concurrency, auto_batch)
+        client = self.async_fanout_client_class(self, hosts, max_concurrency, auto_batch)
         return AMapManager(client, timeout)
 
     def aall(
@@ -236,3 +243,7 @@ class AsyncClusterMixin:
     async def adisconnect_pools(self) -> None:
         """Close the running loop's idle connections (busy ones close when they come back)."""
         self._loop_pools.close_loop()
+
+
+AsyncClusterMixin.async_mapping_client_class = AsyncMappingClient
+AsyncClusterMixin.async_fanout_client_class = AsyncFanoutClient

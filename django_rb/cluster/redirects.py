@@ -11,7 +11,7 @@ A command whose reply arrived is never sent again; only its redirect is.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,19 +158,33 @@ def follow_redirects(
     reroute: Callable[[list[Redirect], bool], Sequence[Any]],
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Run ``buffers``, then the commands they handed back, re-routed, until none is left.
+    """Run ``buffers``, then the commands they handed back, re-routed, until none is left."""
+    for step in redirect_rounds(buffers, redirects, reroute):
+        if isinstance(step, float):
+            sleep(step)
+        else:
+            run_buffers(step)
+
+
+def redirect_rounds(
+    buffers: Sequence[Any],
+    redirects: Redirects,
+    reroute: Callable[[list[Redirect], bool], Sequence[Any]],
+) -> Iterator[Sequence[Any] | float]:
+    """The rounds of one block, engine-free: each step is the buffers to run next or, before
+    a retry that must wait, the seconds to sleep. The sync engine and asyncio drive it alike.
 
     ``reroute(batch, refresh)`` queues a batch on the right nodes and returns their buffers;
     ``refresh`` asks it to re-read the slot map first, which happens at most once per round
     (after a MOVED, CLUSTERDOWN or a lost node), never once per reply.
     """
-    run_buffers(buffers)
+    yield buffers
     rounds = 0
     while redirects.pending:
         batch = redirects.drain()
         rounds += 1
         hows = {redirect.how for redirect in batch}
         if hows & {TRYAGAIN, CLUSTERDOWN, FAILED}:
-            sleep(min(BACKOFF * rounds, MAX_BACKOFF))
+            yield float(min(BACKOFF * rounds, MAX_BACKOFF))
         refresh = bool(hows & {MOVED, CLUSTERDOWN, FAILED})
-        run_buffers(reroute(batch, refresh))
+        yield reroute(batch, refresh)

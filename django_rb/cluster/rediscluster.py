@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._keyspecs_table import COMMANDS
+from .aslotclients import AsyncSlotFanoutClient, AsyncSlotMappingClient
 from .buffer import Run
 from .clients import MapManager
 from .cluster import Cluster
@@ -51,6 +52,9 @@ class RedisCluster(Cluster):
     username, password and TLS settings apply to every node found. ``read_from_replicas``
     sends read-only commands to replicas (READONLY on their connections).
     """
+
+    async_mapping_client_class = AsyncSlotMappingClient
+    async_fanout_client_class = AsyncSlotFanoutClient
 
     def __init__(
         self,

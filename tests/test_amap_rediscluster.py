@@ -1,0 +1,96 @@
+"""amap() / afanout() / the async routing client on a real Redis Cluster: slot routing, per-slot
+folding, masters-only fanout, MOVED and ASK followed inside one async block."""
+
+import pytest
+from redis.crc import key_slot
+
+from django_rb.cluster import RedisCluster
+from tests.test_rediscluster_redirects import keys_in_slot as tagged
+from tests.test_rediscluster_redirects import other_master
+
+
+@pytest.fixture(scope="module")
+def reshaped(redis_cluster_nodes):
+    """A Redis Cluster of this module's own: its tests move slots around."""
+    return redis_cluster_nodes(3, 0)
+
+
+@pytest.fixture
+def cluster(reshaped):
+    reshaped.flush()
+    cluster = RedisCluster(reshaped.startup_nodes())
+    yield cluster
+    cluster.disconnect_pools()
+
+
+def test_amap_routes_by_slot_and_aall_reaches_the_masters(cluster, reshaped, arun):
+    keys = [f"user:{i}" for i in range(200)] + tagged("tag", 10)
+
+    async def main():
+        async with cluster.amap() as client:
+            for key in keys:
+                client.set(key, key)
+        async with cluster.amap() as client:
+            read = [client.get(key) for key in keys]
+        async with cluster.aall() as client:
+            sizes = client.dbsize()
+        routed = cluster.get_async_routing_client()
+        return read, sizes, await routed.get("{tag}:3"), await routed.incr("{tag}:n")
+
+    read, sizes, one, counted = arun(main())
+    assert [p.value for p in read] == [k.encode() for k in keys]
+    assert sorted(sizes.value) == sorted(cluster.slot_map.masters)
+    assert sum(sizes.value.values()) == len(keys) and min(sizes.value.values()) > 0
+    assert one == b"{tag}:3" and counted == 1
+    for key in keys[:20]:  # each key is on its slot's master, as the sync client reads it
+        node = reshaped.node_of_slot(key_slot(key.encode()))
+        assert reshaped.client(node).get(key) == key.encode()
+
+
+def test_moved_slot_is_followed_inside_the_async_block(cluster, reshaped, arun):
+    keys = tagged("moved", 30)
+    slot = key_slot(b"moved")
+    others = [f"other{i}" for i in range(50)]
+    with cluster.map() as client:
+        for key in keys + others:
+            client.set(key, key)
+        client.set("{moved}:n", 10)
+    target = other_master(reshaped, reshaped.node_of_slot(slot))
+    source = reshaped.start_migration(slot, target)
+    reshaped.move_keys(source, target, [*keys, "{moved}:n"])
+    reshaped.finish_migration(slot, target)
+
+    async def main():
+        async with cluster.amap(auto_batch=False) as client:  # the map names the old owner
+            read = [client.get(key) for key in keys + others]
+            counted = client.incr("{moved}:n")
+        return read, counted
+
+    read, counted = arun(main())
+    assert [p.value for p in read] == [k.encode() for k in keys + others]
+    assert counted.value == 11  # redirected, never applied twice
+    assert reshaped.client(target).get("{moved}:n") == b"11"
+    assert cluster.slot_map.owners[slot].endswith(f":{target.port}")
+
+
+def test_ask_during_a_migration_is_followed(cluster, reshaped, arun):
+    keys = tagged("half", 10)
+    slot = key_slot(b"half")
+    reshaped.client(reshaped.node_of_slot(slot)).mset({key: key for key in keys})
+    assert len(cluster.slot_map.masters) == 3  # read before the migration starts
+    target = other_master(reshaped, reshaped.node_of_slot(slot))
+    source = reshaped.start_migration(slot, target)
+    reshaped.move_keys(source, target, keys[:5])
+
+    async def main():
+        async with cluster.amap(auto_batch=False) as client:
+            return [client.get(key) for key in keys]
+
+    try:
+        read = arun(main())
+        assert [p.value for p in read] == [k.encode() for k in keys]
+        asking = reshaped.client(target).info("commandstats").get("cmdstat_asking", {})
+        assert asking.get("calls", 0) >= 5
+    finally:
+        reshaped.move_keys(source, target, keys[5:])
+        reshaped.finish_migration(slot, target)
