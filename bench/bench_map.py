@@ -29,6 +29,7 @@ from typing import Any
 
 import hiredis
 import redis
+from stalled import measure_stalled, print_stalled
 from timing import (
     HASH_FIELD,
     Budget,
@@ -704,6 +705,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-rb", action="store_true", help="leave rb's rows blank")
     parser.add_argument(
+        "--stalled", action="store_true", help="run only the stalled-hosts table (bench/stalled.py)"
+    )
+    parser.add_argument("--no-stalled", action="store_true", help="skip the stalled-hosts table")
+    parser.add_argument(
+        "--stalled-baseline",
+        metavar="REV",
+        help="also time the stalled-hosts rows with django_rb as of this git revision",
+    )
+    parser.add_argument(
         "--min-time", type=float, default=None, help="seconds per cell (default 0.3, --quick 0.05)"
     )
     return parser.parse_args(argv)
@@ -718,12 +728,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         max_reps=200 if quick else 1000,
         warmup=2 if quick else 3,
     )
-    plain_mode = args.delay_us is None
+    plain_mode = args.delay_us is None and not args.stalled
     delay_us = 250.0 if args.delay_us is None else args.delay_us
-    delay_mode = not args.no_delay and delay_us > 0
+    delay_mode = not args.no_delay and delay_us > 0 and not args.stalled
+    stalled_mode = args.stalled or not (args.no_stalled or args.delay_us is not None)
     ks, ns = (QUICK_K, QUICK_N) if quick else (PLAIN_K, PLAIN_N)
     delay_ks = QUICK_DELAY_K if quick else DELAY_K
-    max_k = max((*ks, *delay_ks))
+    max_k = max((*ks, *delay_ks, 8 if stalled_mode else 1))
 
     results: dict[str, Any] = {
         "meta": {
@@ -817,6 +828,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "rows": table,
                 "k_scaling": scale,
             }
+        if stalled_mode:
+            print("\nStalled hosts: measuring ...", flush=True)
+            results["stalled"] = measure_stalled(nodes, args.stalled_baseline, 1 if quick else 3)
+            print_stalled(results["stalled"])
     finally:
         if proxy is not None:
             proxy.stop()

@@ -1,9 +1,10 @@
 """pytest plugin: real redis-server nodes on free ports, and a cluster over them.
 
 Registered as the ``django_rb`` pytest11 entry point, so any project that installs django_rb
-gets the fixtures: ``redis_nodes`` (a factory), ``rb_nodes`` (four shared nodes),
-``rb_cluster`` (a Cluster over them, flushed before each test) and ``rb_settings`` (points
-``RB_CLUSTERS`` at them through pytest-django's ``settings``). Nodes are real processes,
+gets the fixtures: ``redis_nodes`` (a factory: ``redis_nodes(2, tls=True, users={"app": "pw"})``),
+``rb_nodes`` (four shared nodes), ``rb_tls_nodes`` (two TLS-only nodes, certificate from a
+throwaway CA), ``rb_cluster`` (a Cluster over ``rb_nodes``, flushed before each test) and
+``rb_settings`` (points ``RB_CLUSTERS`` at them through pytest-django's ``settings``). Nodes are real processes,
 stopped by pid when the session ends, whether tests passed or not. Port 6379 is never used.
 """
 
@@ -16,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -84,6 +86,42 @@ def _die_with_parent() -> None:
 PR_SET_PDEATHSIG = 1
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """A throwaway CA and a server certificate it signed (for 127.0.0.1 and localhost)."""
+
+    ca_cert: str
+    cert: str
+    key: str
+
+    def client_context(self) -> ssl.SSLContext:
+        """An SSL context that trusts the throwaway CA."""
+        return ssl.create_default_context(cafile=self.ca_cert)
+
+
+def make_tls_files(directory: str) -> TLSFiles:
+    """Make a CA and a server certificate with the ``openssl`` command (valid for two days)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("TLS test nodes need the openssl command on PATH.")
+    path = functools.partial(os.path.join, directory)
+    key_options = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    with open(path("san.ext"), "w") as ext:
+        ext.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    steps = [
+        ["req", "-x509", *key_options, "-keyout", path("ca.key"), "-out", path("ca.crt"),
+         "-days", "2", "-subj", "/CN=django_rb throwaway test CA"],
+        ["req", *key_options, "-keyout", path("server.key"), "-out", path("server.csr"),
+         "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", path("server.csr"), "-CA", path("ca.crt"), "-CAkey",
+         path("ca.key"), "-CAcreateserial", "-out", path("server.crt"), "-days", "2",
+         "-extfile", path("san.ext")],
+    ]  # fmt: skip
+    for step in steps:
+        subprocess.run([openssl, *step], check=True, capture_output=True, timeout=30)
+    return TLSFiles(ca_cert=path("ca.crt"), cert=path("server.crt"), key=path("server.key"))
+
+
 @dataclass
 class RedisNode:
     """One redis-server process we started; stop it by pid, pause it to simulate a stall."""
@@ -96,6 +134,10 @@ class RedisNode:
     process: subprocess.Popen | None = field(default=None, repr=False)
     #: more redis-server arguments (e.g. cluster mode), appended on every start
     extra_args: list[str] = field(default_factory=list)
+    #: when set, the node speaks TLS only (``--port 0 --tls-port``)
+    tls: TLSFiles | None = None
+    #: ACL users (name -> password) with every permission, besides the default user
+    users: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def pid(self) -> int | None:
@@ -106,18 +148,36 @@ class RedisNode:
         return os.path.join(self.workdir, "redis.sock")
 
     def url(self, db: int = 0, username: str | None = None) -> str:
-        """A redis:// URL for this node (with its password when it has one)."""
+        """A redis:// URL for this node (with its password, or the ACL user's when
+        ``username`` names one of ``users``); rediss:// trusting the test CA for TLS nodes."""
         auth = ""
-        if self.password is not None:
-            auth = f"{quote(username or '', safe='')}:{quote(self.password, safe='')}@"
-        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+        password = self.users.get(username, self.password) if username else self.password
+        if password is not None:
+            auth = f"{quote(username or '', safe='')}:{quote(password, safe='')}@"
+        if self.tls is None:
+            return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+        ca = quote(self.tls.ca_cert, safe="/")
+        return f"rediss://{auth}127.0.0.1:{self.port}/{db}?ssl_ca_certs={ca}"
 
     def host_config(self, db: int = 0) -> dict[str, Any]:
         """An rb-style host dict for this node."""
         cfg: dict[str, Any] = {"host": "127.0.0.1", "port": self.port, "db": db}
         if self.password is not None:
             cfg["password"] = self.password
+        if self.tls is not None:
+            cfg.update(ssl=True, ssl_options={"ca_certs": self.tls.ca_cert})
         return cfg
+
+    def connect(self, timeout: float = 5.0) -> socket.socket:
+        """A plain socket to the node (TLS-wrapped for a TLS node), not logged in."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        if self.tls is None:
+            return sock
+        try:
+            return self.tls.client_context().wrap_socket(sock, server_hostname="127.0.0.1")
+        except BaseException:
+            sock.close()
+            raise
 
     def start(self, timeout: float = 10.0) -> RedisNode:
         """Start (or restart, on the same port) the server and wait until it answers PING."""
@@ -126,9 +186,25 @@ class RedisNode:
         for _attempt in range(5):
             if not self.port:
                 self.port = free_port()
+            listen = ["--port", str(self.port)]
+            if self.tls is not None:
+                listen = [
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    str(self.port),
+                    "--tls-cert-file",
+                    self.tls.cert,
+                    "--tls-key-file",
+                    self.tls.key,
+                    "--tls-ca-cert-file",
+                    self.tls.ca_cert,
+                    "--tls-auth-clients",
+                    "no",
+                ]
             args = [
                 self.binary,
-                "--port", str(self.port),
+                *listen,
                 "--bind", "127.0.0.1",
                 "--save", "",
                 "--appendonly", "no",
@@ -141,6 +217,8 @@ class RedisNode:
                 args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
             if self.password is not None:
                 args += ["--requirepass", self.password]
+            for name, secret in self.users.items():
+                args += ["--user", name, "on", f">{secret}", "~*", "&*", "+@all"]
             args += self.extra_args
             self.process = subprocess.Popen(
                 args,
@@ -164,7 +242,7 @@ class RedisNode:
             if self.process is None or self.process.poll() is not None:
                 return False
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                with self.connect(timeout=0.5) as sock:
                     sock.sendall(hello)
                     data = b""
                     while b"PONG" not in data and len(data) < 1024:
@@ -216,6 +294,7 @@ class NodeRegistry:
     def __init__(self) -> None:
         self.nodes: list[RedisNode] = []
         self._binary: str | None = None
+        self._tls_files: TLSFiles | None = None
         self._tmp = tempfile.mkdtemp(prefix="django-rb-nodes-")
 
     @property
@@ -224,19 +303,32 @@ class NodeRegistry:
             self._binary = find_redis_server()
         return self._binary
 
+    @property
+    def tls_files(self) -> TLSFiles:
+        """The session's throwaway CA and server certificate, made on first use."""
+        if self._tls_files is None:
+            self._tls_files = make_tls_files(tempfile.mkdtemp(dir=self._tmp))
+        return self._tls_files
+
     def start(
         self,
         count: int = 1,
         password: str | None = None,
         unix_socket: bool = False,
         extra_args: list[str] | None = None,
+        tls: bool = False,
+        users: dict[str, str] | None = None,
     ) -> list[RedisNode]:
-        """Start ``count`` new nodes."""
+        """Start ``count`` new nodes (TLS-only ones with ``tls=True``; ``users`` are ACL users
+        with every permission, as ``{name: password}``)."""
         started = []
         for _ in range(count):
             workdir = tempfile.mkdtemp(dir=self._tmp)
-            node = RedisNode(self.binary, workdir, password=password, unix_socket=unix_socket,
-                             extra_args=list(extra_args or []))  # fmt: skip
+            node = RedisNode(
+                self.binary, workdir, password=password, unix_socket=unix_socket,
+                extra_args=list(extra_args or []), tls=self.tls_files if tls else None,
+                users=dict(users or {}),
+            )  # fmt: skip
             self.nodes.append(node)
             started.append(node.start())
         return started
@@ -299,7 +391,7 @@ def _resp(*words: bytes) -> bytes:
 def flush_nodes(nodes: list[RedisNode]) -> None:
     """FLUSHALL every node over a plain socket (no django_rb code involved)."""
     for node in nodes:
-        with socket.create_connection(("127.0.0.1", node.port), timeout=5) as sock:
+        with node.connect() as sock:
             payload, expected = b"FLUSHALL\r\n", 1  # one reply line per command
             if node.password is not None:
                 payload, expected = _resp(b"AUTH", node.password.encode()) + payload, 2
@@ -335,6 +427,13 @@ def redis_nodes(_rb_node_registry: NodeRegistry) -> Callable[..., list[RedisNode
 def rb_nodes(redis_nodes: Callable[..., list[RedisNode]]) -> list[RedisNode]:
     """Four shared nodes for the session."""
     return redis_nodes(4)
+
+
+@pytest.fixture(scope="session")
+def rb_tls_nodes(redis_nodes: Callable[..., list[RedisNode]]) -> list[RedisNode]:
+    """Two TLS-only nodes for the session, with a certificate from a throwaway CA
+    (``node.tls.ca_cert``; ``node.url()`` is a rediss:// URL that trusts it)."""
+    return redis_nodes(2, tls=True)
 
 
 @pytest.fixture

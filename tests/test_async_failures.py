@@ -4,13 +4,14 @@ wait, cancelled rounds that leak nothing, logins (AUTH, SELECT, ACL users, unix 
 import asyncio
 import os
 import random
+import subprocess
 import time
 
 import pytest
 import redis
 
 from django_rb.cluster import Cluster, HostConnectionError, HostTimeoutError
-from django_rb.testing import cluster_hosts, healthy, keys_per_host
+from django_rb.testing import cluster_hosts, find_redis_server, free_port, healthy, keys_per_host
 
 
 @pytest.fixture
@@ -314,3 +315,69 @@ def test_removed_host_fails_its_commands(rb_cluster, rb_nodes, arun):
         arun(main())
     assert holder[0].is_rejected
     assert cluster.get_local_client(0).ping()  # host 0 answered: only host 3 failed
+
+
+@pytest.fixture(scope="module")
+def tls_node(tmp_path_factory):
+    """A TLS-only redis-server with a password and a self-signed certificate for 127.0.0.1."""
+    workdir = tmp_path_factory.mktemp("tls")
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    proc = subprocess.Popen(
+        [find_redis_server(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file",
+         str(cert), "--tls-auth-clients", "no", "--requirepass", "tls-pw", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    admin = redis.Redis(port=port, password="tls-pw", ssl=True, ssl_ca_certs=str(cert))
+    try:
+        for _ in range(100):
+            try:
+                admin.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield port, cert, admin
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def test_tls_login_with_password_and_db(tls_node, arun):
+    port, cert, admin = tls_node
+    verified = Cluster(
+        [f"rediss://:tls-pw@127.0.0.1:{port}/2?ssl_ca_certs={cert}&ssl_check_hostname=yes"]
+    )
+    unverified = Cluster([f"rediss://:tls-pw@127.0.0.1:{port}/2?ssl_cert_reqs=none"])
+
+    async def main():
+        async with verified.amap() as client:
+            client.set("tls", "yes")
+        routed = unverified.get_async_routing_client()
+        return await routed.get("tls")
+
+    assert arun(main()) == b"yes"
+    assert (
+        redis.Redis(port=port, password="tls-pw", db=2, ssl=True, ssl_ca_certs=str(cert)).get("tls")
+        == b"yes"
+    )
+
+
+def test_tls_with_an_unknown_certificate_fails_that_host(tls_node, arun):
+    port, _cert, _admin = tls_node
+    cluster = Cluster([f"rediss://:tls-pw@127.0.0.1:{port}/0"])  # the system CAs do not know it
+
+    async def main():
+        async with cluster.aall() as client:
+            client.ping()
+
+    with pytest.raises(HostConnectionError) as info:
+        arun(main())
+    assert info.value.host_id == 0 and "tls-pw" not in str(info.value)

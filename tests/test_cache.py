@@ -468,3 +468,44 @@ def test_parser_class_is_imported_like_django_rediscache(nodes):
     assert cache.get("p") == 1
     pool = cache.cluster.get_pool_for_host(0)
     assert pool.connection_kwargs["parser_class"] is redis.connection._RESP2Parser
+
+
+def test_single_key_warnings_are_djangos_and_a_subclass_validate_key_still_runs(nodes):
+    from django.core.cache import CacheKeyWarning
+
+    cache = make_cache(nodes)
+    with pytest.warns(CacheKeyWarning, match="longer than 250"):
+        cache.set("k" * 300, 1)
+    with pytest.warns(CacheKeyWarning, match="characters that will cause errors"):
+        assert cache.get("with space") is None
+    seen = []
+
+    class Strict(RBCache):
+        def validate_key(self, key):
+            seen.append(key)
+
+    strict = Strict([node.url(0) for node in nodes], {})
+    strict.set("plain", 1)
+    assert strict.get("plain") == 1
+    assert seen == [strict.make_key("plain")] * 2
+
+
+def test_get_many_of_a_few_keys_on_one_node_is_one_mget_there(nodes):
+    cache = make_cache(nodes)
+    route = cache.cluster.get_router().get_host_for_key
+    by_host = {}
+    for i in range(200):
+        by_host.setdefault(route(cache.make_key(f"f{i}")), []).append(f"f{i}")
+    host, (a, b) = next((h, keys[:2]) for h, keys in by_host.items() if len(keys) >= 2)
+    cache.set_many({a: "A", b: 2})
+    reset_stats(nodes)
+    assert cache.get_many([a, b, a]) == {a: "A", b: 2}
+    assert cache.get_many([a, "missing-on-some-node"]) == {a: "A"}  # maybe two nodes: a round
+    assert calls(nodes[host], "mget") >= 1
+    assert asyncio.run(cache.aget_many([b, a])) == {a: "A", b: 2}
+    ignoring = make_cache(nodes, OPTIONS={"IGNORE_EXCEPTIONS": True, "LOG_IGNORED_EXCEPTIONS": False,
+                                          "SOCKET_TIMEOUT": 0.5})  # fmt: skip
+    nodes[host].stop()
+    assert ignoring.get_many([a, b]) == {}
+    with pytest.raises(redis.ConnectionError):
+        cache.get_many([a, b])

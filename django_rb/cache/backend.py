@@ -145,6 +145,18 @@ class RBCache(StructuresMixin, BaseCache):
             log_ignored_exceptions=config.log_ignored_exceptions,
         )
 
+    def make_and_validate_key(self, key: Any, version: Any = None) -> str:
+        """Django's key, with Django's warnings: ``validate_key`` runs only when a warning is
+        due (or a subclass has its own), so the common key costs one regex search."""
+        made = self.make_key(key, version=version)
+        if (
+            len(made) > MEMCACHE_MAX_KEY_LENGTH
+            or _MEMCACHE_BAD_CHARS.search(made)
+            or type(self).validate_key is not BaseCache.validate_key
+        ):
+            self.validate_key(made)
+        return made
+
     def make_and_validate_keys(self, keys: Iterable[Any], version: Any = None) -> dict[str, Any]:
         """``{made key: key}`` with Django's key warnings, checked for the whole batch at once.
 

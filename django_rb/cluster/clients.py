@@ -4,6 +4,7 @@ broadcast (FanoutClient) or pinned to one host (LocalClient). rb's names and sem
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -134,6 +135,7 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
         self.timeout = timeout
         self._buffers: dict[int, CommandBuffer] = {}
         self._errors = RoundErrors()
+        self._deadline: float | None = None  # set by the block's first round, shared by all
 
     # -- the generic path -------------------------------------------------------------------
 
@@ -318,24 +320,30 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
     # -- rounds -------------------------------------------------------------------------------
 
     def _flush(self, timeout: float | None = None) -> None:
-        """Run rounds until nothing is queued (a callback may queue more while one settles)."""
+        """Run rounds until nothing is queued (a callback may queue more while one settles);
+        the timeout runs from the first round and bounds them all, early flushes included."""
         timeout = self.timeout if timeout is None else timeout
+        if timeout is not None and self._deadline is None and self._buffers:
+            self._deadline = time.monotonic() + timeout
         cluster = self._cluster
         while self._buffers:
             buffers = list(self._buffers.values())
             self._buffers.clear()
-            run_round(buffers, cluster.hosts, cluster.get_pool_for_host, timeout, self._errors)
+            run_round(buffers, cluster.hosts, cluster.get_pool_for_host, None, self._errors,
+                      self._deadline)  # fmt: skip
 
     def join(self, timeout: float | None = None) -> None:
         """Send what is queued, wait for every reply (or the timeout), raise the first error."""
         self._flush(timeout)
         errors, self._errors = self._errors, RoundErrors()
+        self._deadline = None  # a reused client's next join gets a clock of its own
         if errors.first is not None:
             raise errors.first
 
     def cancel(self) -> None:
         """Forget what is queued and not yet sent; those promises stay pending."""
         self._buffers.clear()
+        self._deadline = None
 
 
 class FanoutClient(MappingClient):
@@ -430,7 +438,7 @@ class MapManager(Generic[C]):
 
     def __init__(self, client: C, timeout: float | None = None) -> None:
         self.client = client
-        if timeout is not None:  # bounds each round, early ones (max_concurrency) included
+        if timeout is not None:  # one clock for every round of the block (see _flush)
             client.timeout = timeout
 
     def __enter__(self) -> C:

@@ -1,7 +1,10 @@
 """The selector engine: one thread, every host's pipeline written before any reply is read.
 
 It only decides *when* sockets are ready. What to send and who gets each reply belongs to the
-command buffers; connections come from (and always go back to) redis-py pools.
+command buffers; connections come from (and always go back to) redis-py pools. A host without a
+pooled connection is connected in the same loop as the others (non-blocking connect, TLS
+handshake, then the login commands ahead of its queue), so a stalled host costs the round one
+timeout, never one per host, and never delays a healthy host's writes.
 """
 
 from __future__ import annotations
@@ -20,44 +23,67 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .buffer import CommandBuffer
+from .connections import DEFERRED, LoginStep
+from .dial import Dial
 from .errors import HostConnectionError, HostTimeoutError
 from .hosts import HostInfo
-from .resp import new_reader
+from .resp import ReplyError, new_reader
 
 READ_SIZE = 65536
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_OK = (b"OK", "OK")
+
+
+_DIAL_ERRORS = (OSError, ValueError)  # ValueError: a socket closed under us, bad TLS options
 
 
 class _Link:
-    """One host's connection during a round: bytes left to send, the reply reader, its deadline."""
+    """One host's connection during a round: how far its connect got, bytes left to send, the
+    reply reader, its deadline."""
 
-    __slots__ = ("buffer", "host", "pool", "conn", "sock", "saved_timeout", "out", "sent",
-                 "reader", "idle_timeout", "deadline", "events")  # fmt: skip
+    __slots__ = ("buffer", "host", "pool", "conn", "sock", "watched", "saved_timeout", "out",
+                 "sent", "reader", "idle_timeout", "deadline", "connect_deadline", "events",
+                 "dial", "login", "fd")  # fmt: skip
 
     def __init__(self, buffer: CommandBuffer, host: HostInfo, pool: Any, conn: Any) -> None:
         self.buffer = buffer
         self.host = host
         self.pool = pool
         self.conn = conn
-        self.sock = conn._sock
-        self.saved_timeout = self.sock.gettimeout()
-        self.out = memoryview(buffer.encode())
+        self.sock: Any = conn._sock
+        self.watched: Any = None  # the socket the selector knows (TLS wraps replace it)
+        self.saved_timeout: float | None = None
+        self.out: bytes | memoryview = b""
         self.sent = 0
         self.reader = new_reader()
-        self.idle_timeout = conn.socket_timeout
-        self.deadline = None
+        self.idle_timeout: float | None = conn.socket_timeout
+        self.deadline: float | None = None
+        #: set while connecting (TCP, TLS, login): the one deadline for all of it
+        self.connect_deadline: float | None = None
         self.events = 0
+        self.dial: Dial | None = None
+        self.login: list[LoginStep] = []  # login replies still owed, in order
+        self.fd = -1  # the descriptor the selector watches for this link
+
+    @property
+    def connecting(self) -> bool:
+        return self.dial is not None or bool(self.login)
 
 
 def checkout(pool: Any) -> Any:
-    """A connected connection from a redis-py pool (stale ones are replaced by the pool)."""
-    if _wants_command_name(type(pool)):  # redis-py 5 and pools written for it
-        return pool.get_connection("MAP")
-    return pool.get_connection()
+    """A connection from a redis-py pool: pooled ones connected (stale ones are replaced), new
+    ones of our classes left unconnected for the engine (see ``connections.DEFERRED``)."""
+    token = DEFERRED.set(True)
+    try:
+        if _wants_command_name(pool.__class__):  # redis-py 5 and pools written for it
+            return pool.get_connection("MAP")
+        return pool.get_connection()
+    finally:
+        DEFERRED.reset(token)
 
 
 @functools.cache
-def _wants_command_name(pool_cls: type) -> bool:
+def _wants_command_name(pool_cls: Any) -> bool:
     parameter = inspect.signature(pool_cls.get_connection).parameters.get("command_name")
     return parameter is not None and parameter.default is inspect.Parameter.empty
 
@@ -82,12 +108,18 @@ def run_round(
     get_pool: Callable[[int], Any],
     timeout: float | None = None,
     errors: RoundErrors | None = None,
+    deadline: float | None = None,
 ) -> RoundErrors:
-    """Send every buffer's queue to its host and settle every promise; never raises for a host."""
+    """Send every buffer's queue to its host and settle every promise; never raises for a host.
+
+    ``deadline`` (a ``time.monotonic()`` instant, shared by the rounds of one block) or else
+    ``timeout`` bounds the round; connecting is bounded by it and by socket_connect_timeout.
+    """
     errors = errors if errors is not None else RoundErrors()
-    start = time.monotonic()
-    round_deadline = None if timeout is None else start + timeout
+    if deadline is None and timeout is not None:
+        deadline = time.monotonic() + timeout
     links: list[_Link] = []
+    live: dict[int, _Link] = {}
     selector = selectors.DefaultSelector()
     try:
         for buffer in buffers:
@@ -95,54 +127,43 @@ def run_round(
                 continue
             host = hosts.get(buffer.host_id)
             if host is None:
-                error = HostConnectionError("the host was removed from the cluster", buffer.host_id)
-                _settle_failure(buffer, error, errors)
+                removed = HostConnectionError(
+                    "the host was removed from the cluster", buffer.host_id
+                )
+                _settle_failure(buffer, removed, errors)
                 continue
-            link = _open(buffer, host, get_pool, errors)
+            if deadline is not None and time.monotonic() >= deadline:
+                late = HostTimeoutError("not sent: the round's timeout ran out earlier", host)
+                _settle_failure(buffer, late, errors)
+                continue
+            link = _open(buffer, host, get_pool, deadline, errors)
             if link is None:
                 continue
             links.append(link)
-            _write(link, errors)  # all hosts are written before any reply is read
-        live = {}
+            if link.dial is None:
+                _write(link, errors)  # pooled hosts are written before any reply is read
+        now = time.monotonic()
         for link in links:
-            if link.conn is None:
-                continue
-            link.events = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.out else 0)
-            link.deadline = _next_deadline(link, time.monotonic(), round_deadline)
-            try:
-                selector.register(link.sock, link.events, link)
-            except (ValueError, OSError) as exc:  # closed under us by another thread
-                _fail(link, HostConnectionError(f"connection unusable: {exc}", link.host), errors)
-                continue
-            live[link.sock] = link
+            if link.conn is not None:
+                _watch(selector, live, link, now, deadline, errors)
         while live:
             wait = _wait_time(live.values(), time.monotonic())
             ready = selector.select(wait)
             now = time.monotonic()
             for key, mask in ready:
                 link = key.data
-                if mask & selectors.EVENT_WRITE and link.conn is not None:
+                if link.dial is not None:
+                    _advance_dial(link, errors)
+                elif mask & selectors.EVENT_WRITE and link.conn is not None:
                     _write(link, errors)
-                if mask & selectors.EVENT_READ and link.conn is not None:
+                if mask & selectors.EVENT_READ and link.conn is not None and link.dial is None:
                     _read(link, errors)
-                if link.conn is None:
-                    selector.unregister(link.sock)
-                    del live[link.sock]
-                    continue
-                link.deadline = _next_deadline(link, now, round_deadline)
-                wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.out else 0)
-                if wanted != link.events:
-                    link.events = wanted
-                    selector.modify(link.sock, wanted, link)
+                _watch(selector, live, link, now, deadline, errors)
             for link in [
                 lk for lk in live.values() if lk.deadline is not None and lk.deadline <= now
             ]:
-                what = (
-                    "the round's timeout" if link.deadline == round_deadline else "socket_timeout"
-                )
-                _fail(link, HostTimeoutError(f"no reply within {what}", link.host), errors)
-                selector.unregister(link.sock)
-                del live[link.sock]
+                _fail(link, _timeout_error(link, deadline), errors)
+                _watch(selector, live, link, now, deadline, errors)
     finally:
         selector.close()
         for link in links:  # an exception escaped (e.g. KeyboardInterrupt): leak nothing
@@ -151,8 +172,42 @@ def run_round(
     return errors
 
 
+def _watch(selector: selectors.BaseSelector, live: dict[int, _Link], link: _Link, now: float,
+           round_deadline: float | None, errors: RoundErrors) -> None:  # fmt: skip
+    """Keep the selector's view of a link current: what it waits for, on which socket, until
+    when; a link that is done or failed is forgotten."""
+    if link.watched is not None and (link.conn is None or link.watched is not link.sock):
+        live.pop(link.fd, None)
+        try:
+            selector.unregister(link.fd)
+        except (KeyError, ValueError):
+            pass
+        link.watched = None
+    if link.conn is None:
+        return
+    link.deadline = _next_deadline(link, now, round_deadline)
+    if link.dial is not None:
+        wanted = link.dial.events
+    else:
+        wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.out else 0)
+    if link.watched is not None and wanted == link.events:
+        return
+    try:
+        fd = link.sock.fileno()
+        if link.watched is None:
+            selector.register(fd, wanted, link)
+        else:
+            selector.modify(fd, wanted, link)
+    except (ValueError, OSError, KeyError) as exc:  # closed under us by another thread
+        _fail(link, HostConnectionError(f"connection unusable: {exc}", link.host), errors)
+        link.watched = None
+        return
+    link.watched, link.fd, link.events = link.sock, fd, wanted
+    live[fd] = link
+
+
 def _open(buffer: CommandBuffer, host: HostInfo, get_pool: Callable[[int], Any],
-          errors: RoundErrors) -> _Link | None:  # fmt: skip
+          round_deadline: float | None, errors: RoundErrors) -> _Link | None:  # fmt: skip
     pool = get_pool(host.host_id)
     try:
         conn = checkout(pool)
@@ -168,15 +223,60 @@ def _open(buffer: CommandBuffer, host: HostInfo, get_pool: Callable[[int], Any],
     except Exception as exc:  # not the node's fault (e.g. pool_options redis-py does not take)
         _settle_failure(buffer, exc, errors)
         return None
+    link = _Link(buffer, host, pool, conn)
+    if link.sock is None:  # a new connection: connect it alongside the other hosts
+        limit = conn.socket_connect_timeout
+        connect_deadline = None if limit is None else time.monotonic() + limit
+        if round_deadline is not None:
+            connect_deadline = min(connect_deadline or round_deadline, round_deadline)
+        link.connect_deadline = connect_deadline
+        try:
+            link.dial = Dial(conn.new_socket(), conn.tls_context(), conn.tls_server_name())
+        except _DIAL_ERRORS as exc:
+            _fail(link, HostConnectionError(_connect_reason(exc), host), errors)
+            return None
+        link.sock = link.dial.sock
+        return link
     try:
-        link = _Link(buffer, host, pool, conn)
+        link.saved_timeout = link.sock.gettimeout()
         link.sock.setblocking(False)
     except Exception as exc:  # the socket was closed under us (another thread disconnected)
-        conn.disconnect()
-        pool.release(conn)
-        _settle_failure(buffer, HostConnectionError(f"connection unusable: {exc}", host), errors)
+        _fail(link, HostConnectionError(f"connection unusable: {exc}", host), errors)
         return None
+    link.out = memoryview(buffer.encode())
     return link
+
+
+def _advance_dial(link: _Link, errors: RoundErrors) -> None:
+    """The connecting socket turned ready: go on; once connected, adopt it and log in."""
+    dial = link.dial
+    assert dial is not None
+    try:
+        done = dial.step()
+    except _DIAL_ERRORS as exc:
+        _fail(link, HostConnectionError(_connect_reason(exc), link.host), errors)
+        return
+    link.sock = dial.sock
+    if not done:
+        return
+    link.dial = None
+    conn = link.conn
+    try:
+        conn.adopt(dial.sock)
+        link.saved_timeout = link.sock.gettimeout()
+        link.sock.setblocking(False)
+        payload, link.login = conn.login()
+    except Exception as exc:  # e.g. a credential provider that raised
+        _fail(link, HostConnectionError(f"login failed: {_reason(exc)}", link.host), errors)
+        return
+    if not link.login:
+        link.connect_deadline = None
+        payload = link.buffer.encode()
+    elif not any(step.required for step in link.login):  # nothing to wait for: pipeline it
+        payload += link.buffer.encode()
+    # else AUTH/SELECT must succeed first, or the queue could run as another user or in db 0
+    link.out = memoryview(payload)
+    _write(link, errors)
 
 
 def _write(link: _Link, errors: RoundErrors) -> None:
@@ -215,6 +315,10 @@ def _read(link: _Link, errors: RoundErrors) -> None:
             reply = reader.gets()
             if reply is False:
                 break
+            if link.login:
+                if not _logged_in(link, reply, errors):
+                    return
+                continue
             try:
                 error = buffer.on_reply(reply)
             except Exception as exc:  # a subscriber raised: the promise is settled; go on
@@ -224,8 +328,24 @@ def _read(link: _Link, errors: RoundErrors) -> None:
     except Exception as exc:  # the reply stream itself is broken
         _fail(link, HostConnectionError(f"protocol error: {exc}", link.host), errors)
         return
-    if not buffer.expecting and not link.out:
+    if not buffer.expecting and not link.out and not link.login:
         _finish(link)
+
+
+def _logged_in(link: _Link, reply: Any, errors: RoundErrors) -> bool:
+    """Check one login reply; after the last, send the queue if it waited. False: failed."""
+    step = link.login.pop(0)
+    if step.required and reply not in _OK:
+        text = reply if isinstance(reply, ReplyError) else f"unexpected reply {reply!r}"
+        error = HostConnectionError(f"login failed ({step.name}): {text}", link.host)
+        _fail(link, error, errors)
+        return False
+    if not link.login:
+        link.connect_deadline = None
+        if link.buffer.has_queued:
+            link.out, link.sent = memoryview(link.buffer.encode()), 0
+            _write(link, errors)
+    return link.conn is not None
 
 
 def _finish(link: _Link) -> None:
@@ -241,6 +361,9 @@ def _finish(link: _Link) -> None:
 def _fail(link: _Link, error: BaseException, errors: RoundErrors) -> None:
     """The host failed: drop the connection (it may hold half a reply) and reject what it owed."""
     conn, link.conn = link.conn, None
+    if link.dial is not None:
+        link.dial.close()
+        link.dial = None
     if conn is not None:
         try:
             conn.disconnect()
@@ -264,7 +387,32 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
+def _connect_reason(exc: BaseException) -> str:
+    """Why a connect failed, in words that never quote a credential."""
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name: {exc.strerror or exc}"
+    strerror = getattr(exc, "strerror", None)
+    if strerror:
+        return f"connect failed: {strerror[0].lower()}{strerror[1:]}"
+    return f"connect failed: {_reason(exc)}"
+
+
+def _timeout_error(link: _Link, round_deadline: float | None) -> HostTimeoutError:
+    """Which clock ran out, said for the host it ran out on."""
+    if link.connecting:
+        if link.deadline == round_deadline:
+            return HostTimeoutError("could not connect within the round's timeout", link.host)
+        limit = link.conn.socket_connect_timeout if link.conn is not None else None
+        return HostTimeoutError(f"connect timed out (socket_connect_timeout={limit})", link.host)
+    what = "the round's timeout" if link.deadline == round_deadline else "socket_timeout"
+    return HostTimeoutError(f"no reply within {what}", link.host)
+
+
 def _next_deadline(link: _Link, now: float, round_deadline: float | None) -> float | None:
+    if link.connecting:
+        return link.connect_deadline  # already capped by the round's deadline
     idle = None if link.idle_timeout is None else now + link.idle_timeout
     if round_deadline is None:
         return idle
