@@ -772,3 +772,19 @@ def test_a_client_that_routes_its_own_way_gets_the_direct_methods_through_it(rb_
     client.cancel()
     assert seen == ["HGET", "INCRBY", "EVALSHA"]
     assert all(p.is_pending for p in promises)
+
+
+def test_direct_methods_honour_a_non_utf8_encoding(rb_nodes, rb_cluster):
+    cluster = Cluster(cluster_hosts(rb_nodes), pool_options={"encoding": "latin-1"})
+    try:
+        with cluster.map() as client:
+            client.hset("clé", "é", "à")
+            client.incrby("nöm", 2)
+        holders = [h for h in cluster.hosts if cluster.get_local_client(h).exists(b"cl\xe9")]
+        assert holders == [cluster.get_router().get_host_for_key("clé")]  # as the router says
+        assert cluster.get_local_client(holders[0]).hget(b"cl\xe9", b"\xe9") == b"\xe0"
+        with cluster.map() as client:
+            value, count = client.hget("clé", "é"), client.incrby("nöm", 0)
+        assert (value.value, count.value) == (b"\xe0", 2)
+    finally:
+        cluster.disconnect_pools()

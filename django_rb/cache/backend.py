@@ -143,6 +143,7 @@ class RBCache(StructuresMixin, BaseCache):
             compress_min_length=config.compress_min_length,
             ignore_exceptions=config.ignore_exceptions,
             log_ignored_exceptions=config.log_ignored_exceptions,
+            signer=config.signer,
         )
 
     def make_and_validate_key(self, key: Any, version: Any = None) -> str:

@@ -30,6 +30,7 @@ from django_rb.cluster.scripts import ClusterScript
 from . import limits
 from .compressors import Compressor
 from .serializers import Serializer
+from .signing import BadSignature, Signer
 
 logger = logging.getLogger("django_rb.cache")
 
@@ -55,6 +56,9 @@ PERSIST_IF_EXISTS = ClusterScript(
     None,  # type: ignore[arg-type]
     b"redis.call('PERSIST', KEYS[1]) return redis.call('EXISTS', KEYS[1])",
 )
+
+#: What a read makes of a value that fails its signature check: not there.
+MISS = object()
 
 #: A get_many of this many keys or fewer, all on one node, skips the parallel round.
 FEW_KEYS = 2
@@ -133,6 +137,7 @@ class RBCacheClient:
         compress_min_length: int = 1024,
         ignore_exceptions: bool = False,
         log_ignored_exceptions: bool = True,
+        signer: Signer | None = None,
     ) -> None:
         self._get_cluster = get_cluster
         self.serializer = serializer
@@ -140,6 +145,7 @@ class RBCacheClient:
         self.compress_min_length = compress_min_length
         self.ignore_exceptions = ignore_exceptions
         self.log_ignored_exceptions = log_ignored_exceptions
+        self.signer = signer
 
     @property
     def cluster(self) -> Any:
@@ -156,16 +162,29 @@ class RBCacheClient:
         return limits.checked_size(self.encode_member(value))
 
     def encode_member(self, value: Any) -> bytes:
-        """Always serialized, even an int (django-redis's sorted-set members are)."""
-        data = self.serializer.dumps(value)
+        """Always serialized, even an int (django-redis's sorted-set members are); signed
+        when the cache has a SIGNING_KEY."""
+        tag, data = PLAIN, self.serializer.dumps(value)
         if self.compressor is not None and len(data) > self.compress_min_length:
             packed = self.compressor.compress(data)
             if len(packed) < len(data):  # a compressor may hand back its input unchanged
-                return COMPRESSED + packed
-        return PLAIN + data
+                tag, data = COMPRESSED, packed
+        if self.signer is not None:
+            return self.signer.sign(tag, data)
+        return tag + data
+
+    def decode_found(self, data: bytes) -> Any:
+        """``decode`` for a read: a value with a bad signature is a miss (``MISS``), logged."""
+        try:
+            return self.decode(data)
+        except BadSignature as exc:
+            logger.warning("Cache value ignored (read as a miss): %s", exc)
+            return MISS
 
     def decode(self, data: bytes) -> Any:
         tag = data[:1]
+        if self.signer is not None and tag in (PLAIN, COMPRESSED):
+            data = tag + self.signer.verify(tag, data[1:])  # before any unpickling
         if tag == PLAIN:
             return self.serializer.loads(data[1:])
         if tag == COMPRESSED:
@@ -292,7 +311,8 @@ class RBCacheClient:
 
     def get_plan(self, key: str, default: Any) -> KeyPlan:
         def read(data: Any) -> Any:
-            return default if data is None else self.decode(data)
+            value = MISS if data is None else self.decode_found(data)
+            return default if value is MISS else value
 
         return KeyPlan(key, default, lambda client: client.get(key), read)
 
@@ -402,12 +422,14 @@ class RBCacheClient:
                 promises[key] = c.get(key)
 
         def read() -> dict[str, Any]:
-            decode = self.decode
+            decode = self.decode_found
             found = {}
             for key, promise in promises.items():
                 data = promise.value  # None for a missing key, and for an ignored failed node
                 if data is not None:
-                    found[key] = decode(data)
+                    value = decode(data)
+                    if value is not MISS:
+                        found[key] = value
             return found
 
         return RoundPlan(queue, promises.values, read)
@@ -536,10 +558,11 @@ class RBCacheClient:
         names = list(keys)
         if len(set(self.hosts_of(names))) != 1:
             return None
-        decode = self.decode
+        decode = self.decode_found
 
         def read(values: Any) -> dict[str, Any]:
-            return {k: decode(v) for k, v in zip(names, values, strict=True) if v is not None}
+            found = {k: decode(v) for k, v in zip(names, values, strict=True) if v is not None}
+            return {k: v for k, v in found.items() if v is not MISS}
 
         return KeyPlan(names[0], {}, lambda client: client.mget(names), read)
 

@@ -21,6 +21,7 @@ from django_rb.cluster.hosts import HOST_FIELDS
 
 from .compressors import Compressor, get_compressor
 from .serializers import Serializer, get_serializer
+from .signing import Signer
 
 #: Options that only make sense for a cache that owns its cluster (URLs in LOCATION).
 CLUSTER_OPTIONS = frozenset(
@@ -45,6 +46,7 @@ KNOWN_OPTIONS = CLUSTER_OPTIONS | {
     "LOG_IGNORED_EXCEPTIONS",
     "REVERSE_KEY_FUNCTION",
     "SCAN_COUNT",
+    "SIGNING_KEY",
     # read by Django's BaseCache; meaningless for Redis (no culling), accepted like RedisCache
     "MAX_ENTRIES",
     "CULL_FREQUENCY",
@@ -99,6 +101,7 @@ class CacheSettings:
     ignore_exceptions: bool
     log_ignored_exceptions: bool
     reverse_key_func: Callable[[str], str] | None
+    signer: Signer | None = field(default=None, repr=False)
 
 
 def read_cache_settings(
@@ -163,6 +166,16 @@ def read_cache_settings(
         problem("E019", f"REVERSE_KEY_FUNCTION cannot be imported: {exc}", _DOTTED_HINT)
         reverse_key_func = None
 
+    signer = None
+    signing_key = options.get("SIGNING_KEY")
+    if signing_key is not None:
+        if isinstance(signing_key, str | bytes) and signing_key:
+            signer = Signer(signing_key)
+        else:  # never echoed: it is a secret
+            problem("E020", f"OPTIONS SIGNING_KEY must be a non-empty str or bytes, not "
+                    f"{type(signing_key).__name__}.",
+                    "Use a long random secret, e.g. read from the environment.")  # fmt: skip
+
     router_cls = None
     host_defaults: dict[str, Any] = {}
     if options.get("PASSWORD") is not None:
@@ -194,6 +207,7 @@ def read_cache_settings(
         ignore_exceptions=bool(options.get("IGNORE_EXCEPTIONS", False)),
         log_ignored_exceptions=bool(options.get("LOG_IGNORED_EXCEPTIONS", True)),
         reverse_key_func=reverse_key_func,
+        signer=signer,
     ), problems
 
 

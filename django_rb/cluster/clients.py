@@ -187,8 +187,11 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
         host_id = route(data)
         buffer = self._buffers.get(host_id) or self._buffer(host_id)
         promise = Promise()
-        if len(rest) == 1:
-            words: tuple[bytes, ...] = (head, data, self._encode(rest[0]))
+        if len(rest) == 1:  # (a direct route implies plain utf-8, so str.encode() is right)
+            arg = rest[0]
+            words: tuple[bytes, ...] = (
+                head, data, arg.encode() if type(arg) is str else self._encode(arg)
+            )  # fmt: skip
         else:
             words = (head, data, *map(self._encode, rest))
         buffer.queue.append((name, words, None, promise))  # CommandBuffer.add_command, inlined
