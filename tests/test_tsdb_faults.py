@@ -132,3 +132,23 @@ def test_reads_and_merges_under_a_dead_node_raise_the_host_error(
     with pytest.raises(HostError) as merged:
         store.merge("m", 0, list(range(1, 40)), timestamp=base)
     assert not isinstance(merged.value, TSDBWritesLost)  # sources are kept when a round fails
+
+
+def test_the_lost_writes_report_never_shows_a_password(redis_nodes: Any) -> None:
+    from django_rb.cluster import Cluster
+    from django_rb.testing import cluster_hosts, healthy
+
+    secret = "tsdb-Secret-31"
+    with healthy(redis_nodes(2, password=secret)) as nodes:
+        store = TSDB(Cluster(cluster_hosts(nodes)), rollups=ROLLUPS)
+        nodes[1].stop()
+        with pytest.raises(TSDBWritesLost) as info:
+            store.incr_multi([("m", key) for key in KEYS])
+        shown = [
+            str(info.value),
+            repr(info.value),
+            str(info.value.__cause__),
+            repr(info.value.lost),
+        ]
+        assert all(secret not in text for text in shown)
+        assert "127.0.0.1:" in shown[0]
