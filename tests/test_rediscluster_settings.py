@@ -105,7 +105,8 @@ def test_rb_status_and_rb_flushall_list_the_masters(settings, shared_redis_clust
     settings.RB_CLUSTERS = {
         "default": {"is_redis_cluster": True, "hosts": shared_redis_cluster.startup_nodes()}
     }
-    get_cluster().get_routing_client().mset({f"s{i}": i for i in range(30)})
+    with get_cluster().map() as client:
+        client.mset({f"s{i}": i for i in range(30)})
     status = StringIO()
     call_command("rb_status", stdout=status)
     assert "3 of 3 hosts up." in status.getvalue()
