@@ -194,7 +194,14 @@ class AsyncClusterMixin:
 
     def get_async_pool_for_host(self, host: HostInfo) -> AsyncPool:
         """The asyncio pool of one host on the running event loop."""
-        return self._loop_pools.get(host, self.codec, self.pool_options)
+        return self._loop_pools.get(
+            host, lambda: self._connection_settings(host), self.pool_options
+        )
+
+    def _connection_settings(self, host: HostInfo) -> Any:
+        """An unconnected connection of the host's sync pool: its login, TLS and timeouts."""
+        pool = self.get_pool_for_host(host.host_id)  # type: ignore[attr-defined]
+        return pool.connection_class(**pool.connection_kwargs)
 
     def amap(
         self, timeout: float | None = None, max_concurrency: int = 64, auto_batch: bool = True

@@ -3,18 +3,18 @@
 No streams and no per-reply task: ``data_received`` parses with the same reader as the selector
 engine (hiredis when installed) and settles promises as bytes arrive; the round is told once,
 when the buffer owes nothing more. Connecting and logging in (AUTH, SELECT, CLIENT SETNAME, TLS)
-happen together under the connect timeout, and the login is itself a CommandBuffer round.
+happen together under the connect timeout, with the same login commands and TLS context as
+the selector engine (taken from the host's sync connection settings).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from .buffer import Codec, CommandBuffer
+from .buffer import CommandBuffer
 from .engine import RoundErrors
 from .errors import HostConnectionError, HostTimeoutError
 from .hosts import HostInfo
@@ -110,53 +110,58 @@ class AsyncConnection(asyncio.Protocol):
         return not self.closed and transport is not None and not transport.is_closing()
 
 
-def ssl_context(options: Mapping[str, Any] | None) -> ssl.SSLContext:
-    """A client TLS context from a host's ``ssl_options`` (redis-py's ssl_* names, unprefixed)."""
-    options = dict(options or {})
-    context = ssl.create_default_context(
-        cafile=options.get("ca_certs"), capath=options.get("ca_path"), cadata=options.get("ca_data")
-    )
-    reqs = options.get("cert_reqs", "required")
-    if isinstance(reqs, str):
-        reqs = {
-            "none": ssl.CERT_NONE,
-            "optional": ssl.CERT_OPTIONAL,
-            "required": ssl.CERT_REQUIRED,
-        }[reqs.lower()]
-    check_hostname = options.get("check_hostname", False)
-    context.check_hostname = bool(check_hostname) and reqs != ssl.CERT_NONE
-    context.verify_mode = reqs
-    if options.get("certfile"):
-        context.load_cert_chain(
-            options["certfile"], options.get("keyfile"), options.get("password")
-        )
-    if options.get("min_version") is not None:
-        context.minimum_version = options["min_version"]
-    if options.get("ciphers"):
-        context.set_ciphers(options["ciphers"])
-    return context
+class _LoginReplies:
+    """The handshake in CommandBuffer's shape: the sync connection's pipelined login commands
+    (AUTH, CLIENT SETNAME / SETINFO, SELECT: the one place that says what a login is), then
+    one reply per step, judged once all are in."""
+
+    has_queued = True
+
+    def __init__(self, payload: bytes, steps: list[Any]) -> None:
+        self.payload = payload
+        self.steps = steps
+        self.replies: list[Any] = []
+
+    @property
+    def expecting(self) -> int:
+        return len(self.steps) - len(self.replies)
+
+    def encode(self) -> bytes:
+        return self.payload
+
+    def on_reply(self, reply: Any) -> None:
+        self.replies.append(reply)
+
+    def fail(self, error: BaseException) -> None:
+        """Nothing to reject: the caller raises ``error``."""
+
+    def refusal(self) -> str | None:
+        """Why the login failed, if a step that must succeed did not (no credential in it)."""
+        for step, reply in zip(self.steps, self.replies, strict=True):
+            if step.required and reply not in _OK:
+                text = str(reply) if isinstance(reply, Exception) else repr(reply)
+                return f"login failed ({step.name}): {text}"
+        return None
 
 
-def login_buffer(host: HostInfo, codec: Codec, pool_options: Mapping[str, Any]) -> CommandBuffer:
-    """The handshake as commands: AUTH, SELECT, CLIENT SETNAME (only those that apply)."""
-    buffer = CommandBuffer(host.host_id, codec, auto_batch=False)
-    if host.password is not None:
-        if host.username:
-            buffer.enqueue(("AUTH", host.username, host.password))
-        else:
-            buffer.enqueue(("AUTH", host.password))
-    if host.db and int(host.db):
-        buffer.enqueue(("SELECT", int(host.db)))
-    if pool_options.get("client_name"):
-        buffer.enqueue(("CLIENT SETNAME", pool_options["client_name"]))
-    return buffer
+_OK = (b"OK", "OK")
 
 
-async def open_connection(host: HostInfo, codec: Codec, pool_options: Mapping[str, Any],
+async def open_connection(host: HostInfo, settings: Any,
                           deadline: float | None = None) -> AsyncConnection:  # fmt: skip
     """Connect and log in within ``socket_connect_timeout`` (and before ``deadline``, a
-    ``time.monotonic()`` value); a HostError names what failed."""
-    limit = pool_options.get("socket_connect_timeout") or pool_options.get("socket_timeout")
+    ``time.monotonic()`` value); a HostError names what failed.
+
+    ``settings`` is an unconnected redis-py connection of the host's sync pool (django_rb's
+    connection classes): its login commands, TLS context and timeouts are used as they are, so
+    both engines log in alike.
+    """
+    if not hasattr(settings, "login"):
+        raise TypeError(
+            f"{type(settings).__name__} cannot tell the asyncio engine how to log in: use "
+            "django_rb's connection classes (the default) in the pool's connection_class."
+        )
+    limit = settings.socket_connect_timeout or settings.socket_timeout
     what = f"after {limit} s"
     if deadline is not None and (limit is None or deadline - time.monotonic() < limit):
         limit, what = max(0.0, deadline - time.monotonic()), "the round's timeout"
@@ -169,17 +174,17 @@ async def open_connection(host: HostInfo, codec: Codec, pool_options: Mapping[st
                     lambda: AsyncConnection(host), host.unix_socket_path
                 )
             else:
-                tls = ssl_context(host.ssl_options) if host.ssl else None
+                tls = settings.tls_context()
                 _, conn = await loop.create_connection(
                     lambda: AsyncConnection(host),
                     host.host,
                     int(host.port),
                     ssl=tls,
-                    server_hostname=host.host if tls is not None else None,
+                    server_hostname=settings.tls_server_name() if tls is not None else None,
                 )
-            login = login_buffer(host, codec, pool_options)
-            if login.has_queued:
-                await _log_in(conn, login)
+            payload, steps = settings.login()
+            if steps:
+                await _log_in(conn, _LoginReplies(payload, steps))
     except TimeoutError:
         if conn is not None:
             conn.close()
@@ -197,19 +202,17 @@ async def open_connection(host: HostInfo, codec: Codec, pool_options: Mapping[st
     return conn
 
 
-async def _log_in(conn: AsyncConnection, login: CommandBuffer) -> None:
+async def _log_in(conn: AsyncConnection, login: _LoginReplies) -> None:
     done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-    errors = RoundErrors()
 
     def on_done(_conn: AsyncConnection, error: BaseException | None) -> None:
         if not done.done():
             done.set_result(error)
 
-    conn.start(login, on_done, errors)
+    conn.start(login, on_done, RoundErrors())  # type: ignore[arg-type]
     failure = await done
-    if failure is None:
-        failure = errors.first
     if failure is not None:
-        if isinstance(failure, HostConnectionError):
-            raise failure
-        raise HostConnectionError(f"login failed: {failure}", conn.host)
+        raise failure
+    refusal = login.refusal()
+    if refusal is not None:
+        raise HostConnectionError(refusal, conn.host)

@@ -16,11 +16,10 @@ import asyncio
 import time
 import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .aconnection import AsyncConnection, open_connection
-from .buffer import Codec
 from .errors import HostTimeoutError
 from .hosts import HostInfo
 
@@ -31,9 +30,11 @@ DEFAULT_MAX_CONNECTIONS = 64
 class AsyncPool:
     """The connections to one host on one event loop."""
 
-    def __init__(self, host: HostInfo, codec: Codec, pool_options: Mapping[str, Any]) -> None:
+    def __init__(self, host: HostInfo, settings: Callable[[], Any],
+                 pool_options: Mapping[str, Any]) -> None:  # fmt: skip
         self.host = host
-        self.codec = codec
+        #: an unconnected redis-py connection with the host's login, TLS and timeouts
+        self.settings = settings
         self.pool_options = pool_options
         self.max_connections = int(pool_options.get("max_connections") or DEFAULT_MAX_CONNECTIONS)
         self.wait_timeout = pool_options.get("socket_timeout")
@@ -73,7 +74,7 @@ class AsyncPool:
             if self.count < self.max_connections:
                 self.count += 1
                 try:
-                    return await open_connection(self.host, self.codec, self.pool_options, deadline)
+                    return await open_connection(self.host, self.settings(), deadline)
                 except BaseException:
                     self._forget_one()
                     raise
@@ -163,12 +164,13 @@ class LoopPools:
             pools = self._by_loop[loop] = {}
         return pools
 
-    def get(self, host: HostInfo, codec: Codec, pool_options: Mapping[str, Any]) -> AsyncPool:
+    def get(self, host: HostInfo, settings: Callable[[], Any],
+            pool_options: Mapping[str, Any]) -> AsyncPool:  # fmt: skip
         """The pool of ``host`` on the running loop, created on first use."""
         pools = self.for_loop()
         pool = pools.get(host.host_id)
         if pool is None or pool.host is not host:
-            pool = pools[host.host_id] = AsyncPool(host, codec, pool_options)
+            pool = pools[host.host_id] = AsyncPool(host, settings, pool_options)
         return pool
 
     def close_loop(self) -> None:

@@ -167,4 +167,4 @@ def _one_spec(
         group = getattr(match, "_func_path", None)
         if not group:
             raise ValueError("is_ratelimited() needs a group outside a resolved view.")
-    return _pending(key, rate, burst, method, group, True, cost).build(is_ratelimited)
+    return Spec(group=group, **_pending(key, rate, burst, method, group, True, cost).spec_args)
