@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -30,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from sdist import download_sdist  # noqa: E402
+
 DEFAULT_CACHE_DIR = ROOT / ".django-tests"
 
 
@@ -41,17 +44,9 @@ def fetch_cache_tests(version: str, cache_dir: Path) -> Path:
         return tests_dir
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-        download = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--no-binary", ":all:", f"Django=={version}", "--dest", tmp],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        archives = sorted(Path(tmp).glob("*.tar.gz"))
-        if download.returncode != 0 or not archives:
-            sys.stderr.write(download.stdout + download.stderr)
-            raise SystemExit(f"Could not download the Django {version} source release.")
+        archive_path = download_sdist("Django", version, tmp)
         unpacked = Path(tmp) / "unpacked"
-        with tarfile.open(archives[0]) as archive:
+        with tarfile.open(archive_path) as archive:
             members = [
                 m for m in archive.getmembers()
                 if m.name.split("/")[1:3] == ["tests", "cache"] and (m.isfile() or m.isdir())
