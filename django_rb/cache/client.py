@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django_rb.cluster.scripts import ClusterScript
 
+from . import limits
 from .compressors import Compressor
 from .serializers import Serializer
 from .signing import BadSignature, Signer
@@ -158,7 +159,7 @@ class RBCacheClient:
         """Integers as they are (INCR must see digits); anything else tagged and serialized."""
         if type(value) is int:  # not bool, not IntEnum: those must come back as themselves
             return value
-        return self.encode_member(value)
+        return limits.checked_size(self.encode_member(value))
 
     def encode_member(self, value: Any) -> bytes:
         """Always serialized, even an int (django-redis's sorted-set members are); signed
@@ -261,8 +262,10 @@ class RBCacheClient:
         return await self._arun_key(plan)
 
     def hosts_of(self, keys: Iterable[str]) -> list[int]:
-        """The node each key routes to."""
-        route = self.cluster.get_router().get_host_for_key
+        """The node each key routes to (and, on a Redis Cluster, its slot: keys of several
+        slots cannot share a multi-key command even on one node)."""
+        router = self.cluster.get_router()
+        route = getattr(router, "get_batch_for_key", None) or router.get_host_for_key
         return [route(key) for key in keys]
 
     def _key_node_failed(self, plan: KeyPlan, exc: BaseException) -> Any:
