@@ -37,7 +37,11 @@ if TYPE_CHECKING:
 SETTING = "RB_CLUSTERS"
 
 #: Keys a cluster entry may have.
-CLUSTER_KEYS = ("hosts", "router", "router_options", "pool_options", "host_defaults")
+CLUSTER_KEYS = ("hosts", "router", "router_options", "pool_options", "host_defaults",
+                "is_redis_cluster", "read_from_replicas")  # fmt: skip
+
+#: Keys of an rb-style entry that make no sense with ``"is_redis_cluster": True``.
+NOT_FOR_REDIS_CLUSTER = ("router", "router_options")
 
 #: Short router names; anything else with a dot is an import path to a BaseRouter subclass.
 ROUTER_ALIASES = {
@@ -85,6 +89,9 @@ class ClusterConfig:
     router_options: dict[str, Any]
     pool_options: dict[str, Any] = field(repr=False)
     host_defaults: dict[str, Any] = field(repr=False)
+    #: a Redis Cluster (``"is_redis_cluster": True``): hosts are seeds, slots route keys
+    is_redis_cluster: bool = False
+    read_from_replicas: bool = False
 
     def __repr__(self) -> str:
         addresses = ", ".join(info.address for _, info in sorted(self.parsed_hosts.items()))
@@ -94,8 +101,15 @@ class ClusterConfig:
 
     def build(self) -> Cluster:
         """A new Cluster; the caller owns its pools (see ``django_rb.get_cluster``)."""
-        from django_rb.cluster import Cluster  # noqa: PLC0415  (core loads on first use)
+        from django_rb.cluster import Cluster, RedisCluster  # noqa: PLC0415  (first use only)
 
+        if self.is_redis_cluster:
+            return RedisCluster(
+                self.hosts,
+                pool_options=self.pool_options or None,
+                host_defaults=self.host_defaults or None,
+                read_from_replicas=self.read_from_replicas,
+            )
         return Cluster(
             self.hosts,
             host_defaults=self.host_defaults or None,
@@ -224,6 +238,17 @@ def read_cluster(
             )
         )
 
+    if entry.get("is_redis_cluster") not in (None, False):
+        return _read_redis_cluster(name, entry, where, problems)
+    if entry.get("read_from_replicas"):
+        problems.append(
+            Problem(
+                "E305",
+                '"read_from_replicas" is for Redis Cluster entries only.',
+                'Add "is_redis_cluster": True, or remove it.',
+                where,
+            )  # fmt: skip
+        )
     host_defaults = _dict_option(entry, "host_defaults", "E013", where, problems)
     pool_options = _dict_option(entry, "pool_options", "E012", where, problems)
     router_options = _dict_option(entry, "router_options", "E011", where, problems)
@@ -249,6 +274,67 @@ def read_cluster(
     return config, problems
 
 
+def _read_redis_cluster(
+    name: str, entry: Mapping[str, Any], where: str, problems: list[Problem]
+) -> tuple[ClusterConfig | None, list[Problem]]:
+    """An entry with ``"is_redis_cluster"``: seeds, no router, db 0 only (ids E301-E304)."""
+    from django_rb.cluster import SlotRouter  # noqa: PLC0415
+
+    for key in ("is_redis_cluster", "read_from_replicas"):
+        if key in entry and not isinstance(entry[key], bool):
+            problems.append(
+                Problem(
+                    "E301",
+                    f'"{key}" must be True or False, not {entry[key]!r}.',
+                    f'Write "{key}": True.',
+                    where,
+                )  # fmt: skip
+            )
+    given = [key for key in NOT_FOR_REDIS_CLUSTER if key in entry]
+    if given:
+        problems.append(
+            Problem(
+                "E302",
+                f"{', '.join(given)} cannot be used with is_redis_cluster: the cluster's slots "
+                "decide where each key lives.",
+                f"Remove {', '.join(repr(k) for k in given)}, or drop is_redis_cluster for "
+                "rb-style nodes.",
+                where,
+            )
+        )
+    host_defaults = _dict_option(entry, "host_defaults", "E013", where, problems)
+    pool_options = _dict_option(entry, "pool_options", "E012", where, problems)
+    hosts = entry.get("hosts")
+    parsed = _hosts(hosts, host_defaults, where, problems)
+    for info in (parsed or {}).values():
+        if info.db != 0 or info.unix_socket_path is not None:
+            what = f"db {info.db}" if info.db != 0 else "a unix socket"
+            problems.append(
+                Problem(
+                    "E303" if info.db != 0 else "E304",
+                    f"Seed {info.endpoint} uses {what}; a Redis Cluster has only db 0, "
+                    "reached over TCP.",
+                    'Write the seeds as "redis://host:port" (or rediss://), without a db.',
+                    where,
+                )
+            )
+    if any(p.is_error for p in problems) or parsed is None:
+        return None, problems
+    config = ClusterConfig(
+        name=name,
+        hosts=hosts,
+        parsed_hosts=parsed,
+        router_cls=SlotRouter,
+        router_options={},
+        pool_options=pool_options,
+        host_defaults=host_defaults,
+        is_redis_cluster=True,
+        read_from_replicas=bool(entry.get("read_from_replicas", False)),
+    )
+    _try_build(config, where, problems)
+    return (None if any(p.is_error for p in problems) else config), problems
+
+
 def _try_build(config: ClusterConfig, where: str, problems: list[Problem]) -> None:
     """Build the cluster, its router and one (unconnected) connection, so that options the
     router or redis-py do not take are reported now rather than at the first request."""
@@ -259,7 +345,8 @@ def _try_build(config: ClusterConfig, where: str, problems: list[Problem]) -> No
         return
     try:
         try:
-            cluster.get_router()
+            if not config.is_redis_cluster:  # its router needs no check, its slots a network
+                cluster.get_router()
         except Exception as exc:  # a router that refuses its options, whatever it raises
             problems.append(
                 Problem(
@@ -270,7 +357,7 @@ def _try_build(config: ClusterConfig, where: str, problems: list[Problem]) -> No
                 )
             )
         try:
-            cluster.get_pool_for_host(min(cluster.hosts)).make_connection()
+            cluster.get_pool_for_host(_first_host_id(cluster)).make_connection()
         except TypeError as exc:
             problems.append(
                 Problem(
@@ -282,6 +369,12 @@ def _try_build(config: ClusterConfig, where: str, problems: list[Problem]) -> No
             )
     finally:
         cluster.disconnect_pools()
+
+
+def _first_host_id(cluster: Any) -> Any:
+    """A host to try a connection on, without asking any server (a Redis Cluster's seed)."""
+    seeds = getattr(cluster, "seeds", None)
+    return seeds[0] if seeds is not None else min(cluster.hosts)
 
 
 _POOL_HINT = (

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -30,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from sdist import download_sdist  # noqa: E402
+
 DEFAULT_CACHE_DIR = ROOT / ".django-tests"
 
 
@@ -41,17 +44,9 @@ def fetch_cache_tests(version: str, cache_dir: Path) -> Path:
         return tests_dir
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-        download = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--no-binary", ":all:", f"Django=={version}", "--dest", tmp],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        archives = sorted(Path(tmp).glob("*.tar.gz"))
-        if download.returncode != 0 or not archives:
-            sys.stderr.write(download.stdout + download.stderr)
-            raise SystemExit(f"Could not download the Django {version} source release.")
+        archive_path = download_sdist("Django", version, tmp)
         unpacked = Path(tmp) / "unpacked"
-        with tarfile.open(archives[0]) as archive:
+        with tarfile.open(archive_path) as archive:
             members = [
                 m for m in archive.getmembers()
                 if m.name.split("/")[1:3] == ["tests", "cache"] and (m.isfile() or m.isdir())
@@ -73,10 +68,15 @@ def fetch_cache_tests(version: str, cache_dir: Path) -> Path:
     return tests_dir
 
 
-def configure(location: list[str]) -> None:
+def configure(location: list[str], redis_cluster: bool = False) -> None:
     from django.conf import settings
 
+    clusters = {}
+    if redis_cluster:  # the URLs are a Redis Cluster's seeds; the cache names that cluster
+        clusters = {"default": {"is_redis_cluster": True, "hosts": location}}
+        location = ["default"]
     settings.configure(
+        RB_CLUSTERS=clusters,
         SECRET_KEY="django-rb-cache-suite",
         USE_TZ=True,
         INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "cache"],
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("-k", dest="pattern", help="only tests whose name contains this")
     parser.add_argument("-v", "--verbosity", type=int, default=1)
+    parser.add_argument("--redis-cluster", action="store_true", help="LOCATION is a Redis Cluster")
     parser.add_argument(
         "--via-async", action="store_true", help="run every operation through its async twin"
     )
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"Django {version} is not a release; its tests cannot be downloaded.")
     tests_dir = fetch_cache_tests(version, args.cache_dir)
     sys.path.insert(0, str(tests_dir))
-    configure([url.strip() for url in args.location.split(",") if url.strip()])
+    configure([url.strip() for url in args.location.split(",") if url.strip()], args.redis_cluster)
     django.setup()
 
     from django.test.runner import DiscoverRunner

@@ -1,4 +1,5 @@
-"""Django's own BaseCacheTests, for the installed Django, against RBCache over three nodes.
+"""Django's own BaseCacheTests, for the installed Django, against RBCache over three rb-style
+nodes and over a Redis Cluster.
 
 The suite runs in a subprocess (scripts/run_django_cache_tests.py) because it needs Django's
 ``cache`` test app installed, which this project's test settings are not. The source release
@@ -27,12 +28,20 @@ EXPECTED_SKIPS = {
 }
 
 
-@pytest.mark.parametrize("via", ["sync", "async"])
-def test_django_base_cache_tests_pass(redis_nodes, via):
-    """``async``: every operation the suite calls runs RBCache's native async twin instead."""
-    nodes = redis_nodes(3)
-    location = ",".join(node.url(0) for node in nodes)
+@pytest.mark.parametrize(
+    ("via", "kind"),
+    [("sync", "rb-style nodes"), ("async", "rb-style nodes"), ("sync", "Redis Cluster")],
+)
+def test_django_base_cache_tests_pass(redis_nodes, shared_redis_cluster, via, kind):
+    """``async``: every operation the suite calls runs RBCache's native async twin instead;
+    ``Redis Cluster``: LOCATION names an ``is_redis_cluster`` entry of RB_CLUSTERS."""
     extra = ["--via-async"] if via == "async" else []
+    if kind == "Redis Cluster":
+        shared_redis_cluster.flush()
+        extra.append("--redis-cluster")
+        location = ",".join(shared_redis_cluster.startup_nodes())
+    else:
+        location = ",".join(node.url(0) for node in redis_nodes(3))
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--location", location, *extra],
         cwd=ROOT,

@@ -8,6 +8,7 @@ import os
 import pty
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -484,3 +485,44 @@ def test_status_invalid_timeout_and_cluster_arguments(
             call_command("rb_flushall", "--noinput", "--timeout", bad, stdout=io.StringIO())
     stdout, _, error = run("rb_status", "--cluster", "default", "--json", "--timeout", "2")
     assert error is None and len(json.loads(stdout)) == 3
+
+
+# -- --timeout with a stalled node: the others are not held up ---------------------------------
+
+
+def test_status_with_a_stalled_node_never_holds_up_the_healthy_ones(
+    spare_settings: Any, spare_nodes: list[RedisNode]
+) -> None:
+    for _ in range(3):  # fresh pools each time: connecting is part of what is timed
+        spare_settings.RB_CLUSTERS = {
+            "default": {"hosts": [node.url() for node in spare_nodes], "pool_options": {}}
+        }
+        spare_nodes[1].pause()
+        try:
+            started = time.monotonic()
+            stdout, _, error = run("rb_status", "--json", "--timeout", "0.1")
+            took = time.monotonic() - started
+        finally:
+            spare_nodes[1].resume()
+        rows = json.loads(stdout)
+        assert [row["up"] for row in rows] == [True, False, True], rows
+        assert error is not None and "(host 1)" in str(error)
+        assert all(row["rtt_ms"] < 100 for row in (rows[0], rows[2])), rows  # not ~1 s
+        assert took < 1.0
+        spare_settings.RB_CLUSTERS = {"default": {"hosts": [n.url() for n in spare_nodes]}}
+
+
+def test_status_with_a_tiny_timeout_treats_every_healthy_node_alike(
+    spare_settings: Any, spare_nodes: list[RedisNode]
+) -> None:
+    outcomes = []
+    for attempt in range(3):
+        spare_settings.RB_CLUSTERS = {
+            "default": {"hosts": [node.url() for node in spare_nodes], "router": "partition"}
+            if attempt % 2
+            else {"hosts": [node.url() for node in spare_nodes]}
+        }
+        stdout, _, _ = run("rb_status", "--json", "--timeout", "0.01")
+        outcomes.append([row["up"] for row in json.loads(stdout)])
+    # serial connects gave the first node the whole budget and the last ones none
+    assert all(len(set(up)) == 1 for up in outcomes), outcomes

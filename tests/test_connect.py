@@ -6,6 +6,7 @@ queue is full, so its SYNs go unanswered.
 """
 
 import socket
+import threading
 import time
 
 import pytest
@@ -243,18 +244,18 @@ def test_client_name_and_setinfo_are_sent_as_redis_py_sends_them(eight_nodes):
 
 
 def test_tls_nodes_through_map_routing_and_fanout(rb_tls_nodes):
-    healthy(rb_tls_nodes).__enter__()  # flushed (over TLS)
-    cluster = Cluster([node.url(db=1) for node in rb_tls_nodes])
-    owners = keys_per_host(cluster, 20, "tls")
-    fill(cluster, [k for keys in owners.values() for k in keys])
-    cluster = Cluster([node.url(db=1) for node in rb_tls_nodes])  # fresh pools again
-    with cluster.map(timeout=2) as client:
-        got = {k: client.get(k) for keys in owners.values() for k in keys}
-    assert all(p.value == k.encode() for k, p in got.items())
-    assert cluster.get_routing_client().get(owners[1][0]) == owners[1][0].encode()
-    with cluster.all() as client:
-        sizes = client.dbsize()
-    assert sizes.value == {0: 20, 1: 20}
+    with healthy(rb_tls_nodes):  # flushed (over TLS)
+        cluster = Cluster([node.url(db=1) for node in rb_tls_nodes])
+        owners = keys_per_host(cluster, 20, "tls")
+        fill(cluster, [k for keys in owners.values() for k in keys])
+        cluster = Cluster([node.url(db=1) for node in rb_tls_nodes])  # fresh pools again
+        with cluster.map(timeout=2) as client:
+            got = {k: client.get(k) for keys in owners.values() for k in keys}
+        assert all(p.value == k.encode() for k, p in got.items())
+        assert cluster.get_routing_client().get(owners[1][0]) == owners[1][0].encode()
+        with cluster.all() as client:
+            sizes = client.dbsize()
+        assert sizes.value == {0: 20, 1: 20}
 
 
 def test_tls_with_an_untrusted_certificate_fails_clearly(rb_tls_nodes):
@@ -301,3 +302,37 @@ def test_wrong_password_fails_clearly_and_runs_nothing(acl_node):
     # the queue waited for AUTH: it never ran as the (password-less) default user
     assert redis.Redis(port=acl_node.port).exists("must-not-exist") == 0
     assert not cluster.get_pool_for_host(0)._in_use_connections
+
+
+def test_threads_connecting_one_fresh_cluster_at_once(eight_nodes):
+    cluster = Cluster(cluster_hosts(eight_nodes))
+    owners = keys_per_host(cluster, 10, "thr")
+    keys = [k for ks in owners.values() for k in ks]
+    fill(Cluster(cluster_hosts(eight_nodes)), keys)
+    results, failures = [], []
+    start = threading.Barrier(8)
+
+    def work(use_routing_client):
+        try:
+            start.wait(timeout=10)
+            for _ in range(5):
+                if use_routing_client:  # the blocking path, in parallel with deferred connects
+                    results.append([cluster.get_routing_client().get(k) for k in keys[:8]])
+                    continue
+                with cluster.map(timeout=5) as client:
+                    promises = [client.get(k) for k in keys]
+                results.append([p.value for p in promises])
+        except Exception as exc:  # reported below, with the thread's own traceback text
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i % 4 == 0,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not failures, failures
+    assert len(results) == 40
+    for values in results:
+        assert values == [k.encode() for k in keys[: len(values)]]
+    for host_id in cluster.hosts:  # every connection went back to its pool
+        assert not cluster.get_pool_for_host(host_id)._in_use_connections

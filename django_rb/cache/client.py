@@ -261,8 +261,10 @@ class RBCacheClient:
         return await self._arun_key(plan)
 
     def hosts_of(self, keys: Iterable[str]) -> list[int]:
-        """The node each key routes to."""
-        route = self.cluster.get_router().get_host_for_key
+        """The node each key routes to (and, on a Redis Cluster, its slot: keys of several
+        slots cannot share a multi-key command even on one node)."""
+        router = self.cluster.get_router()
+        route = getattr(router, "get_batch_for_key", None) or router.get_host_for_key
         return [route(key) for key in keys]
 
     def _key_node_failed(self, plan: KeyPlan, exc: BaseException) -> Any:

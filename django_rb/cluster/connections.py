@@ -199,10 +199,12 @@ class TLSConnection(_Deferrable, SSLConnection):
             context.load_cert_chain(self.certfile, self.keyfile, self.certificate_password)
         if self.ca_certs is not None or self.ca_path is not None or self.ca_data is not None:
             context.load_verify_locations(self.ca_certs, self.ca_path, self.ca_data)
-        if self.ssl_min_version is not None:
-            context.minimum_version = self.ssl_min_version
-        if self.ssl_ciphers:
-            context.set_ciphers(self.ssl_ciphers)
+        min_version = getattr(self, "ssl_min_version", None)  # newer redis-py options
+        if min_version is not None:
+            context.minimum_version = min_version
+        ciphers = getattr(self, "ssl_ciphers", None)
+        if ciphers:
+            context.set_ciphers(ciphers)
         return context
 
     def tls_server_name(self) -> str | None:

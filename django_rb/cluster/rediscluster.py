@@ -38,6 +38,13 @@ class SlotRouter(BaseRouter):
         cluster: RedisCluster = self.cluster  # type: ignore[assignment]
         return cluster.master_for_encoded_key(cluster.codec.encoder.encode(key))
 
+    def get_batch_for_key(self, key: Any) -> tuple[str, int]:
+        """Keys with the same answer may share one multi-key command: same master, same slot
+        (an app that batches per host asks this when the router has it)."""
+        cluster: RedisCluster = self.cluster  # type: ignore[assignment]
+        slot = key_slot(cluster.codec.encoder.encode(key))
+        return cluster.slot_map.owners[slot] or cluster.any_master(), slot
+
     def get_host_for_command(self, command: str, args: tuple[Any, ...]) -> Any:
         """The master of the one slot all the command's keys are in."""
         cluster: RedisCluster = self.cluster  # type: ignore[assignment]
@@ -152,6 +159,11 @@ class RedisCluster(Cluster):
                 self._slot_map = slot_map
                 return slot_map
         raise HostError(f"No Redis Cluster node answered CLUSTER SHARDS ({'; '.join(failures)}).")
+
+    @property
+    def seeds(self) -> list[str]:
+        """The names of the startup nodes (known as nodes, never asked anything here)."""
+        return [self._add_seed(seed) for seed in self._seeds]
 
     def _add_seed(self, seed: HostInfo) -> str:
         return self._add_node(node_name(seed.host, seed.port), seed.host, seed.port)

@@ -103,6 +103,8 @@ def as_limit(
 def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: float | None) -> Plan:
     """Group limits by the node of their bucket; settle rates None and 0 without Redis."""
     result = Plan(list(limits), spend, "" if now is None else str(round(now * _US)))
+    # keys that may share one script call: one node's (rb-style), one slot's (Redis Cluster)
+    group_of = getattr(router, "get_batch_for_key", None) or router.get_host_for_key
     for index, limit in enumerate(result.limits):
         rate = limit.rate
         if rate is None:
@@ -112,7 +114,7 @@ def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: fl
                 limit.key, rate, False, 0, 0, float(rate.period), 0.0, limit.name
             )
         else:
-            host_id = router.get_host_for_key(f"{prefix}:{limit.key}")
+            host_id = group_of(f"{prefix}:{limit.key}")
             result.by_host.setdefault(host_id, []).append(index)
     if any(not d.allowed for d in result.known.values()):
         result.spend = False  # blocked whatever Redis says: spend nobody's tokens
@@ -239,8 +241,8 @@ class RateLimiter:
         if len(work.by_host) == 1 and self.timeout is None:
             # one node: one command, sent at once on that node's client (bounded by the
             # cluster's socket timeouts), which costs less than a map() round
-            (host_id,) = work.by_host
-            promises = queue(work, cluster.get_local_client(host_id), self.prefix)
+            # (the routing client: on a Redis Cluster it follows MOVED / ASK as well)
+            promises = queue(work, cluster.get_routing_client(), self.prefix)
         elif work.by_host:
             try:
                 with cluster.map(timeout=self.timeout) as client:
