@@ -194,6 +194,30 @@ def test_stalled_node_fails_open_with_ignore_exceptions(nodes, caplog):
     assert cache.get(by_node[2][1]) == by_node[2][1]
 
 
+def test_stalled_node_set_many_returns_exactly_its_keys_and_lands_the_rest(nodes):
+    cache = make_cache(
+        nodes, SOCKET_TIMEOUT=0.4, IGNORE_EXCEPTIONS=True, LOG_IGNORED_EXCEPTIONS=False
+    )
+    by_node = keys_by_node(cache, 5)
+    before = {key: "old" for keys in by_node.values() for key in keys}
+    cache.set_many(before)
+    after = {key: f"new {key}" for key in before}
+    nodes[0].pause()
+    try:
+        started = time.monotonic()
+        failed = cache.set_many(after)
+        assert time.monotonic() - started < 3
+        # the live nodes' keys are read back new, in the same get_many as the stalled misses
+        assert cache.get_many(list(after)) == {
+            k: v for k, v in after.items() if k not in by_node[0]
+        }
+    finally:
+        nodes[0].resume()
+    assert sorted(failed) == sorted(by_node[0])
+    # the stalled node may have applied the write once it woke: either value, never garbage
+    assert all(cache.get(k) in ("old", after[k]) for k in by_node[0])
+
+
 # -- more from the cache review ------------------------------------------------------------
 
 

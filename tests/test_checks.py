@@ -281,3 +281,18 @@ def test_manage_py_check_reports_each_cache_mistake_without_crashing(
     assert re.search(words, str(info.value), flags=re.S)
     (found,) = [m for m in rb_messages() if m.id == f"django_rb.{code}"]
     assert found.obj == "CACHES['sharded']" and found.hint
+
+
+def test_hints_name_the_right_fix_for_db_and_client_class(settings: Any) -> None:
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "db": {"BACKEND": RBCACHE, "LOCATION": GOOD, "OPTIONS": {"db": 2}},
+        "client": {"BACKEND": RBCACHE, "LOCATION": GOOD,
+                   "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"}},
+    }  # fmt: skip
+    by_obj = {m.obj: m for m in rb_messages()}
+    db_hint = by_obj["CACHES['db']"].hint
+    assert "db number in each LOCATION URL" in db_hint and "PASSWORD" not in db_hint
+    client = by_obj["CACHES['client']"]
+    assert client.id == "django_rb.E016"
+    assert "django-redis option" in client.hint and "drop CLIENT_CLASS" in client.hint

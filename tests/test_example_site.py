@@ -120,6 +120,20 @@ def test_bad_input_is_a_json_error_and_counts_nothing(
     assert figure(page, "accepted") == 0 and figure(page, "users") == 0
 
 
+def test_oversized_body_is_a_413_json_error_and_loses_nothing(
+    example_site: Any, settings: Any
+) -> None:
+    client = Client()
+    pid = first_project()
+    assert post(client, pid, EVENT).status_code == 202
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    response = post(client, pid, {**EVENT, "message": "x" * 20_000})
+    assert response.status_code == 413
+    assert response.json()["error"] == "the body is over 10000 bytes"
+    page = client.get(f"/projects/{pid}/").content.decode()
+    assert figure(page, "accepted") == 1 and figure(page, "users") == 1  # the earlier event
+
+
 def test_unknown_project_is_404_and_counts_nothing(example_site: Any) -> None:
     client = Client()
     missing = Project.objects.order_by("-pk").values_list("pk", flat=True)[0] + 100

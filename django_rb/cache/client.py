@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django_rb.cluster.scripts import ClusterScript
 
+from . import limits
 from .compressors import Compressor
 from .serializers import Serializer
 from .signing import BadSignature, Signer
@@ -158,7 +159,7 @@ class RBCacheClient:
         """Integers as they are (INCR must see digits); anything else tagged and serialized."""
         if type(value) is int:  # not bool, not IntEnum: those must come back as themselves
             return value
-        return self.encode_member(value)
+        return limits.checked_size(self.encode_member(value))
 
     def encode_member(self, value: Any) -> bytes:
         """Always serialized, even an int (django-redis's sorted-set members are); signed

@@ -10,10 +10,11 @@ import threading
 from typing import Any
 
 from .errors import TSDBArgumentError
+from .ledger import LostWrite, TSDBWritesLost
 from .rollups import DEFAULT_ROLLUPS
 from .store import TSDB
 
-__all__ = ["DEFAULT_ROLLUPS", "TSDB", "TSDBArgumentError", "tsdb"]
+__all__ = ["DEFAULT_ROLLUPS", "TSDB", "LostWrite", "TSDBArgumentError", "TSDBWritesLost", "tsdb"]
 
 
 class DefaultStore:

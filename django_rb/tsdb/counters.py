@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .keys import KeyNames, counter_field, series_token, vnode_of
+from .ledger import Cell, WriteLedger
 from .query import Query
 from .rollups import Rollup
 from .rounds import Plan
@@ -30,22 +31,26 @@ class HashWrites:
 
     def __init__(self) -> None:
         self.hashes: dict[str, tuple[int, dict[str, int]]] = {}
+        self.cells: dict[tuple[str, str], Cell] = {}
 
-    def add(self, name: str, expiry: int, field: str, count: int) -> None:
+    def add(self, name: str, expiry: int, field: str, count: int, cell: Cell) -> None:
         entry = self.hashes.get(name)
         if entry is None:
             entry = self.hashes[name] = (expiry, {})
         fields = entry[1]
         fields[field] = fields.get(field, 0) + count
+        self.cells[name, field] = cell
 
-    def queue(self, client: Any) -> None:
+    def queue(self, client: Any) -> WriteLedger:
         """HINCRBY every non-zero field, then EXPIREAT, on each hash's node."""
+        ledger = WriteLedger()
         for name, (expiry, fields) in self.hashes.items():
             target = client.target_key(name)
             for field, count in fields.items():
                 if count:
-                    target.hincrby(name, field, count)
+                    ledger.track(target.hincrby(name, field, count), self.cells[name, field])
             target.expireat(name, expiry)
+        return ledger
 
 
 def incr_plan(
@@ -75,7 +80,8 @@ def incr_plan(
         name = names.counter_hash(model, seconds, block * seconds, vnode)
         expiry = rollup.block_expiry(block)
         for env in envs:
-            writes.add(name, expiry, counter_field(token, bucket - block, env), count)
+            origin = Cell(model, key, seconds, bucket, env)
+            writes.add(name, expiry, counter_field(token, bucket - block, env), count, origin)
     yield writes.queue
 
 

@@ -16,6 +16,7 @@ from redis.client import NEVER_DECODE
 
 from .errors import TSDBArgumentError
 from .keys import KeyNames
+from .ledger import Cell, WriteLedger
 from .query import Query, bucket_keys
 from .rollups import Rollup
 from .rounds import Plan
@@ -55,16 +56,22 @@ def record_plan(
 ) -> Plan[None]:
     """PFADD every record's values to its bucket of every rollup, with EXPIREAT."""
     adds: dict[str, tuple[str, int, set[str | bytes]]] = {}
+    cells: dict[str, Cell] = {}
     for model, key, epoch, values in records:
         if values:
-            for name, tag, expiry in bucket_keys("d", names, rollups, model, key, epoch, envs):
+            for name, tag, expiry, cell in bucket_keys(
+                "d", names, rollups, model, key, epoch, envs
+            ):
                 adds.setdefault(name, (tag, expiry, set()))[2].update(values)
+                cells[name] = cell
 
-    def queue(client: Any) -> None:
+    def queue(client: Any) -> WriteLedger:
+        ledger = WriteLedger()
         for name, (tag, expiry, values) in adds.items():
             target = client.target_key(tag)
-            target.pfadd(name, *values)
+            ledger.track(target.pfadd(name, *values), cells[name])
             target.expireat(name, expiry)
+        return ledger
 
     yield queue
 

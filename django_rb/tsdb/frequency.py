@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from .errors import TSDBArgumentError
 from .keys import KeyNames
+from .ledger import Cell, WriteLedger
 from .query import Query, bucket_keys
 from .rollups import Rollup
 from .rounds import Plan
@@ -50,28 +51,36 @@ def record_plan(
 ) -> Plan[None]:
     """ZINCRBY every member in its bucket of every rollup, trim to ``capacity``, EXPIREAT."""
     sets: dict[str, tuple[str, int, dict[str, float]]] = {}
+    cells: dict[str, Cell] = {}
     for model, key, epoch, scores in items:
-        for name, tag, expiry in bucket_keys("f", names, rollups, model, key, epoch, envs):
+        for name, tag, expiry, cell in bucket_keys("f", names, rollups, model, key, epoch, envs):
             summed = sets.setdefault(name, (tag, expiry, {}))[2]
             for member, score in scores.items():
                 summed[member] = summed.get(member, 0.0) + score
+            cells[name] = cell
 
-    def queue(client: Any) -> None:
-        queue_increments(client, sets, capacity)
+    def queue(client: Any) -> WriteLedger:
+        ledger = WriteLedger()
+        for name, last in queue_increments(client, sets, capacity).items():
+            ledger.track(last, cells[name])
+        return ledger
 
     yield queue
 
 
 def queue_increments(
     client: Any, sets: Mapping[str, tuple[str, int, Mapping[str, float]]], capacity: int
-) -> None:
-    """ZINCRBY each member, keep the ``capacity`` highest, EXPIREAT (per sorted set)."""
+) -> dict[str, Any]:
+    """ZINCRBY each member, keep the ``capacity`` highest, EXPIREAT (per sorted set); returns
+    each set's last command's promise (a node failure rejects it with everything before it)."""
+    last = {}
     for name, (tag, expiry, scores) in sets.items():
         target = client.target_key(tag)
         for member, score in scores.items():
             target.zincrby(name, score, member)
         target.zremrangebyrank(name, 0, -capacity - 1)
-        target.expireat(name, expiry)
+        last[name] = target.expireat(name, expiry)
+    return last
 
 
 def text(value: Any) -> str:

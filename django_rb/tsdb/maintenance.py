@@ -10,6 +10,7 @@ from redis.client import NEVER_DECODE
 
 from . import counters, distinct, frequency
 from .keys import KeyNames, counter_field, series_token, vnode_of
+from .ledger import Cell
 from .query import Query
 from .rollups import Rollup
 from .rounds import Plan, together
@@ -138,7 +139,8 @@ def destination_writes(
                 block = rollup.block_start(bucket)
                 name = names.counter_hash(model, rollup.seconds, block * rollup.seconds, dest_vnode)
                 field = counter_field(dest_token, bucket - block, env)
-                hashes.add(name, rollup.block_expiry(block), field, total)
+                cell = Cell(model, destination, rollup.seconds, bucket, env)
+                hashes.add(name, rollup.block_expiry(block), field, total, cell)
     merges: dict[str, tuple[int, list[bytes]]] = {}
     sets: dict[str, tuple[str, int, dict[str, float]]] = {}
     for rollup, bucket, env, registers, members in contents:
@@ -153,6 +155,7 @@ def destination_writes(
                 scores[text] = scores.get(text, 0.0) + float(score)
 
     def queue(client: Any) -> None:
+        # not a ledger: a failed merge round drops no source, so no write is lost
         hashes.queue(client)
         target = client.target_key(tag)
         index = 0

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .keys import KeyNames, series_token
+from .ledger import Cell
 from .rollups import Rollup
 
 
@@ -51,11 +52,12 @@ def bucket_keys(
     key: Any,
     epoch: float,
     envs: Sequence[str],
-) -> Iterator[tuple[str, str, int]]:
-    """Where a write of one series at ``epoch`` goes: ``(key name, tag, EXPIREAT)`` of its
-    HyperLogLog (``kind`` "d") or sorted set ("f") in every rollup and environment."""
+) -> Iterator[tuple[str, str, int, Cell]]:
+    """Where a write of one series at ``epoch`` goes: ``(key name, tag, EXPIREAT, cell)`` of
+    its HyperLogLog (``kind`` "d") or sorted set ("f") in every rollup and environment."""
     tag = names.tag(model, series_token(key))
     for rollup in rollups:
         bucket = rollup.bucket(epoch)
         for env in envs:
-            yield names.bucket(kind, tag, rollup.seconds, bucket, env), tag, rollup.expiry(bucket)
+            name = names.bucket(kind, tag, rollup.seconds, bucket, env)
+            yield name, tag, rollup.expiry(bucket), Cell(model, key, rollup.seconds, bucket, env)

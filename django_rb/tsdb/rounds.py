@@ -5,13 +5,19 @@ queues commands on a fanout client (placing each through ``client.target_key(...
 what holds the replies. The engine runs that function inside one ``cluster.fanout()`` block, so
 every host is written before any reply is read, and sends the result back into the plan once the
 block has settled. Whatever the plan returns is the operation's result. The plans know nothing of
-the engine, so the async twins only swap ``run`` for ``arun``.
+the engine, so the async twins only swap ``run`` for ``arun``. A write round returns a
+``WriteLedger``; when a node fails in that round, the engine raises ``TSDBWritesLost`` naming
+every write that did not land (the other nodes' writes did).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
+
+from django_rb.cluster.errors import HostError
+
+from .ledger import WriteLedger
 
 T = TypeVar("T")
 
@@ -27,8 +33,15 @@ def run(cluster: Any, plan: Plan[T], timeout: float | None = None) -> T:
     try:
         step = next(plan)
         while True:
-            with cluster.fanout(timeout=timeout) as client:
-                pending = step(client)
+            pending = None
+            try:
+                with cluster.fanout(timeout=timeout) as client:
+                    pending = step(client)
+            except HostError as error:
+                lost = pending.failure(error) if isinstance(pending, WriteLedger) else None
+                if lost is None:
+                    raise
+                raise lost from error
             step = plan.send(pending)
     except StopIteration as done:
         return done.value
@@ -39,8 +52,15 @@ async def arun(cluster: Any, plan: Plan[T], timeout: float | None = None) -> T:
     try:
         step = next(plan)
         while True:
-            async with cluster.afanout(timeout=timeout) as client:
-                pending = step(client)
+            pending = None
+            try:
+                async with cluster.afanout(timeout=timeout) as client:
+                    pending = step(client)
+            except HostError as error:
+                lost = pending.failure(error) if isinstance(pending, WriteLedger) else None
+                if lost is None:
+                    raise
+                raise lost from error
             step = plan.send(pending)
     except StopIteration as done:
         return done.value

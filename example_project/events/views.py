@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.management.base import CommandError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -105,6 +107,8 @@ def ingest(request: HttpRequest, project_id: int) -> HttpResponse:
         event = parse_event(request.body)
     except BadEvent as exc:
         return _error(400, str(exc))
+    except RequestDataTooBig:  # Django refuses to read a body over the limit: say so in JSON
+        return _error(413, f"the body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
     try:
         if get_project(project_id) is None:
             return _error(404, f"no project {project_id}")
