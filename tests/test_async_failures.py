@@ -381,3 +381,38 @@ def test_tls_with_an_unknown_certificate_fails_that_host(tls_node, arun):
     with pytest.raises(HostConnectionError) as info:
         arun(main())
     assert info.value.host_id == 0 and "tls-pw" not in str(info.value)
+
+
+def test_rounds_cancelled_while_connecting_leak_nothing(three_nodes, arun):
+    cluster = make_cluster(three_nodes, socket_connect_timeout=5, socket_timeout=5)
+
+    async def main():
+        await ping_all()  # the loop's own descriptors exist, one pooled connection per node
+        await cluster.adisconnect_pools()
+        await asyncio.sleep(0.01)
+        fds = open_fds()
+        three_nodes[2].pause()  # TCP is accepted by the kernel, the login never answered
+        try:
+            for _ in range(30):
+                task = asyncio.ensure_future(ping_all())
+                await asyncio.sleep(0.005)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+        finally:
+            three_nodes[2].resume()
+        await asyncio.sleep(0.05)  # connects that completed after the cancel are back
+        pools = pools_of(cluster)
+        counts = {h: (p.count, p.in_use) for h, p in pools.items()}
+        pongs = await ping_all()
+        return fds, open_fds(), counts, pongs
+
+    async def ping_all():
+        async with cluster.aall() as client:
+            return client.ping()
+
+    fds_before, fds_after, counts, pongs = arun(main())
+    assert pongs.value == {0: True, 1: True, 2: True}
+    assert counts[2] == (0, 0)  # every half-open login to the paused node was closed
+    assert all(in_use == 0 and count <= 1 for count, in_use in counts.values())
+    assert fds_after <= fds_before + 3  # one pooled connection per node, nothing else

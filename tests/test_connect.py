@@ -130,12 +130,12 @@ def test_max_concurrency_rounds_share_the_blocks_deadline(eight_nodes):
     try:
         started = time.monotonic()
         with pytest.raises(HostTimeoutError):
-            with cluster.map(timeout=0.5, max_concurrency=2) as client:  # four rounds
+            with cluster.map(timeout=0.8, max_concurrency=2) as client:  # four rounds
                 promises = {k: client.get(k) for h in range(8) for k in owners[h]}
         elapsed = time.monotonic() - started
     finally:
         resume(eight_nodes, (1, 6))
-    assert elapsed < 0.9, elapsed  # one timeout for the block, not one per round (1.0 s)
+    assert elapsed < 1.3, elapsed  # one timeout for the block, not one per round (1.6 s)
     for host_id in (1, 6):
         assert all(promises[k].is_rejected for k in owners[host_id])
     assert all(promises[k].value == k.encode() for k in owners[0])  # round 1's healthy host
@@ -151,14 +151,14 @@ def test_a_later_round_only_gets_what_is_left_of_the_timeout(eight_nodes):
     try:
         started = time.monotonic()
         with pytest.raises(HostTimeoutError):
-            with cluster.map(timeout=1.0, max_concurrency=4) as client:
+            with cluster.map(timeout=1.2, max_concurrency=4) as client:
                 promises = {k: client.get(k) for h in range(8) for k in owners[h]}
-                time.sleep(0.5)  # the block's own time counts too, after the first round
+                time.sleep(0.8)  # the block's own time counts too, after the first round
                 client.get(owners[0][0])  # a new round on host 0, then the rest
         elapsed = time.monotonic() - started
     finally:
         eight_nodes[7].resume()
-    assert elapsed < 1.4, elapsed  # a clock per round: at least 0.5 + 1.0
+    assert elapsed < 1.7, elapsed  # a clock per round: at least 0.8 + 1.2
     assert all(promises[k].value is None for h in range(7) for k in owners[h])
 
 
@@ -180,7 +180,7 @@ def test_without_a_map_timeout_the_connect_timeout_applies_per_host(eight_nodes,
     hosts = cluster_hosts(eight_nodes[:2])
     hosts[2] = {"host": "127.0.0.1", "port": black_hole}
     hosts[3] = eight_nodes[2].host_config()
-    cluster = Cluster(hosts, pool_options={"socket_connect_timeout": 0.3, "socket_timeout": 5})
+    cluster = Cluster(hosts, pool_options={"socket_connect_timeout": 0.5, "socket_timeout": 5})
     eight_nodes[2].pause()  # host 3: TCP connects, the login gets no answer
     try:
         owners = keys_per_host(cluster, 5, "ct")
@@ -191,10 +191,10 @@ def test_without_a_map_timeout_the_connect_timeout_applies_per_host(eight_nodes,
         elapsed = time.monotonic() - started
     finally:
         eight_nodes[2].resume()
-    assert 0.25 < elapsed < 0.7, elapsed  # both at once: one connect timeout
+    assert 0.45 < elapsed < 0.85, elapsed  # both at once: one connect timeout, not two
     for host_id in (2, 3):
         reason = promises[owners[host_id][0]].reason
-        assert "connect timed out (socket_connect_timeout=0.3)" in str(reason)
+        assert "connect timed out (socket_connect_timeout=0.5)" in str(reason)
         assert reason.host_id == host_id
     assert all(promises[k].value == 1 for h in (0, 1) for k in owners[h])
 
@@ -210,7 +210,7 @@ def test_a_refused_connect_fails_at_once_and_names_the_host(eight_nodes):
             for keys in keys_per_host(cluster, 3, "rf").values():
                 for key in keys:
                     client.get(key)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0
     assert (
         str(info.value) == f"host 0 (127.0.0.1:{dead.port}/0): connect failed: connection refused"
     )

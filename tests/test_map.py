@@ -756,7 +756,10 @@ def test_direct_methods_refuse_what_redis_py_refuses(rb_cluster):
             client.evalsha(COUNT_SHA, 2, a, b)
     with rb_cluster.all() as client:  # broadcast, not routed, in a fanout
         counts = client.incrby("everywhere", 3)
+        client.hset("everyhash", "f", "v")
+        fields = client.hget("everyhash", "f")
     assert counts.value == dict.fromkeys(rb_cluster.hosts, 3)
+    assert fields.value == dict.fromkeys(rb_cluster.hosts, b"v")
 
 
 def test_a_client_that_routes_its_own_way_gets_the_direct_methods_through_it(rb_cluster):

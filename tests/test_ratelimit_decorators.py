@@ -444,3 +444,22 @@ def test_a_stalled_node_never_hangs_the_view(rl: Any, rb_nodes: list[Any]) -> No
     finally:
         for node in rb_nodes:
             node.resume()
+
+
+def test_fail_closed_under_a_stalled_node_answers_503_within_the_timeout(
+    rl: Any, rb_nodes: list[Any]
+) -> None:
+    rl.RB_RATELIMIT = {"FAIL_OPEN": False, "TIMEOUT": 0.3}
+    view = ratelimit(rate="100/m", group="stalled-closed")(ok)
+    assert view(get()).status_code == 200
+    for node in rb_nodes:
+        node.pause()
+    try:
+        started = time.monotonic()
+        response = view(get())
+        assert time.monotonic() - started < 2.0
+    finally:
+        for node in rb_nodes:
+            node.resume()
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert view(get()).status_code == 200  # the nodes are back: the limit answers again

@@ -88,3 +88,34 @@ def test_bad_arguments_and_a_dead_node_are_reported(clusters, rb_nodes):
     rb_nodes[1].stop()
     with pytest.raises(CommandError, match="failed; nothing was deleted"):
         run("--from", "default", "--to", "events")
+
+
+#: commands that remove or change data on a source node; a copy sends none of them there
+WRITES = {"del", "unlink", "flushdb", "flushall", "expire", "pexpire", "expireat", "getdel",
+          "restore", "set", "rename", "move", "copy", "swapdb", "persist"}  # fmt: skip
+
+
+def sent_commands(client):
+    return {name.removeprefix("cmdstat_").split("|")[0] for name in client.info("commandstats")}
+
+
+def test_a_replace_copy_sends_no_write_to_the_source_and_no_delete_to_the_target(
+    clusters, rb_nodes, shared_redis_cluster
+):
+    import redis
+
+    source, target = clusters
+    fill(source, 30)
+    target.get_routing_client().set("unrelated", "kept")
+    plain = [redis.Redis(port=node.port) for node in rb_nodes]
+    target_nodes = [shared_redis_cluster.client(node) for node in shared_redis_cluster.nodes]
+    for client in plain + target_nodes:
+        client.config_resetstat()
+    out, _ = run("--from", "default", "--to", "events", "--replace")
+    assert "34 copied" in out
+    for client in plain:
+        assert not sent_commands(client) & WRITES, sent_commands(client)
+    for client in target_nodes:
+        assert not sent_commands(client) & (WRITES - {"restore"})
+    assert target.get_routing_client().get("unrelated") == b"kept"
+    assert sum(client.dbsize() for client in plain) == 34

@@ -153,3 +153,22 @@ def test_failover_is_picked_up_reads_retried_other_writes_rejected(redis_cluster
     finally:
         master.resume()
         cluster.disconnect_pools()
+
+
+def test_local_clients_and_rbcache_follow_a_moved_slot(cluster, reshaped, settings):
+    settings.RB_CLUSTERS = {"events": {"is_redis_cluster": True, "hosts": reshaped.startup_nodes()}}
+    from django_rb.cache import RBCache
+
+    cache = RBCache("events", {})
+    cache.set("moving", "before")
+    slot = key_slot(cache.make_key("moving").encode())
+    stale = cache.cluster.get_local_client_for_key(cache.make_key("moving"))
+    source = reshaped.node_of_slot(slot)
+    other = other_master(reshaped, source)
+    reshaped.start_migration(slot, other)
+    reshaped.move_keys(source, other, [cache.make_key("moving")])
+    reshaped.finish_migration(slot, other)
+    assert stale.get(cache.make_key("moving")) is not None  # MOVED followed on the new owner
+    assert cache.get("moving") == "before"
+    cache.set("moving", "after")
+    assert reshaped.client(other).exists(cache.make_key("moving")) == 1

@@ -206,9 +206,11 @@ def test_soak_with_a_restart_and_a_stall(soak: list[Any]) -> None:
     assert checked > 10  # the stable nodes did hold part of the counters
 
     # nothing leaked: no connection still checked out, none made beyond a thread's worth per
-    # pool, and no descriptors beyond the warm state's (restarted sockets were replaced)
+    # pool, and no descriptors beyond the warm state's but for connections the pools made since
+    # (a socket broken by the restart or the stall was closed, not left open)
     pools_end = pool_sizes(cache.cluster, cluster)
     assert all(in_use == 0 for _, in_use in pools_end), pools_end
     assert all(made <= THREADS + 1 for made, _ in pools_end), (pools_warm, pools_end)
-    assert open_fds() <= fds_warm + 2, (fds_warm, open_fds())
+    grown = sum(made for made, _ in pools_end) - sum(made for made, _ in pools_warm)
+    assert open_fds() <= fds_warm + grown + 2, (fds_warm, grown, open_fds())
     assert elapsed < 120

@@ -41,6 +41,8 @@ class AsyncConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.closed:  # given up on (cancelled) before the loop finished connecting
+            transport.abort()  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
@@ -166,17 +168,20 @@ async def open_connection(host: HostInfo, settings: Any,
     if deadline is not None and (limit is None or deadline - time.monotonic() < limit):
         limit, what = max(0.0, deadline - time.monotonic()), "the round's timeout"
     loop = asyncio.get_running_loop()
-    conn: AsyncConnection | None = None
+    made: list[AsyncConnection] = []  # known even when a cancel lands inside create_connection
+
+    def protocol() -> AsyncConnection:
+        made.append(AsyncConnection(host))
+        return made[-1]
+
     try:
         async with asyncio.timeout(limit):
             if host.unix_socket_path is not None:
-                _, conn = await loop.create_unix_connection(
-                    lambda: AsyncConnection(host), host.unix_socket_path
-                )
+                _, conn = await loop.create_unix_connection(protocol, host.unix_socket_path)
             else:
                 tls = settings.tls_context()
                 _, conn = await loop.create_connection(
-                    lambda: AsyncConnection(host),
+                    protocol,
                     host.host,
                     int(host.port),
                     ssl=tls,
@@ -186,20 +191,23 @@ async def open_connection(host: HostInfo, settings: Any,
             if steps:
                 await _log_in(conn, _LoginReplies(payload, steps))
     except TimeoutError:
-        if conn is not None:
-            conn.close()
+        _close_all(made)
         raise HostTimeoutError(f"connect timed out ({what})", host) from None
     except HostConnectionError:
-        if conn is not None:
-            conn.close()
+        _close_all(made)
         raise
     except OSError as exc:
+        _close_all(made)
         raise HostConnectionError(exc.strerror or type(exc).__name__, host) from None
     except BaseException:  # cancelled mid-connect: nothing half-open stays behind
-        if conn is not None:
-            conn.close()
+        _close_all(made)
         raise
     return conn
+
+
+def _close_all(made: list[AsyncConnection]) -> None:
+    for conn in made:
+        conn.close()
 
 
 async def _log_in(conn: AsyncConnection, login: _LoginReplies) -> None:

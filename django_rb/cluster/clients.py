@@ -198,6 +198,19 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
         buffer.tail_run = None
         return promise
 
+    def hget(self, name: Any, key: Any) -> Promise:  # type: ignore[override]
+        """HGET, the hottest read of hash-based apps (tsdb): ``_keyed`` inlined for str keys."""
+        route = self._route_direct
+        if route is None or type(name) is not str or type(key) is not str:
+            return self._keyed("HGET", b"HGET", name, (key,))
+        data = name.encode()
+        host_id = route(data)
+        buffer = self._buffers.get(host_id) or self._buffer(host_id)
+        promise: Promise = Promise()
+        buffer.queue.append(("HGET", (b"HGET", data, key.encode()), None, promise))
+        buffer.tail_run = None
+        return promise
+
     def _evalsha1(self, sha: Any, key: Any, args: tuple[Any, ...]) -> Promise:
         """EVALSHA of a one-key script on the key's host."""
         route = self._route_direct
@@ -363,6 +376,7 @@ class FanoutClient(MappingClient):
     touch = Redis.touch  # type: ignore[assignment]
     mget = Redis.mget  # type: ignore[assignment]
     mset = Redis.mset  # type: ignore[assignment]
+    hget = DirectCommands.hget  # through _keyed, which broadcasts here
 
     def __init__(
         self,

@@ -179,9 +179,12 @@ class Cluster(AsyncClusterMixin):
         """A plain redis-py client on one host (immediate results, any command)."""
         client = self._local_clients.get(host_id)
         if client is None:
-            client = LocalClient(connection_pool=self.get_pool_for_host(host_id))
-            self._local_clients[host_id] = client
+            client = self._local_clients[host_id] = self._make_local_client(host_id)
         return client
+
+    def _make_local_client(self, host_id: Any) -> LocalClient:
+        """The client ``get_local_client`` hands out (a Redis Cluster's follows MOVED)."""
+        return LocalClient(connection_pool=self.get_pool_for_host(host_id))
 
     def get_local_client_for_key(self, key: Any) -> LocalClient:
         """The local client of the host that holds ``key``."""

@@ -10,13 +10,16 @@ through the same selector engine, and redirects become further rounds of the sam
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
+
+from redis.exceptions import MovedError
 
 from ._keyspecs_table import COMMANDS
 from .aslotclients import AsyncSlotFanoutClient, AsyncSlotMappingClient
 from .buffer import Run
-from .clients import MapManager
+from .clients import LocalClient, MapManager
 from .cluster import Cluster
 from .errors import BadHostSetup, HostError, UnroutableCommand
 from .hosts import HostInfo
@@ -50,6 +53,30 @@ class SlotRouter(BaseRouter):
         cluster: RedisCluster = self.cluster  # type: ignore[assignment]
         slot, _ = cluster.slot_for_command((command, *args))
         return cluster.slot_map.owners[slot] or cluster.any_master()
+
+
+class SlotLocalClient(LocalClient):
+    """A master's own redis-py client that, answered MOVED (its slot was resharded away),
+    re-reads the slot map and sends the command once more to the new owner. ASK is not
+    followed here (it needs ASKING on the same connection): map() and the routing client do."""
+
+    def __init__(self, cluster: RedisCluster, name: str) -> None:
+        super().__init__(connection_pool=cluster.get_pool_for_host(name))  # type: ignore[arg-type]
+        self._cluster = weakref.ref(cluster)
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        """As redis-py's, plus one MOVED followed."""
+        try:
+            return super().execute_command(*args, **options)
+        except MovedError as exc:
+            cluster = self._cluster()
+            if cluster is None:
+                raise
+            cluster.refresh_slots()
+            owner = cluster.learn_node(exc.host, exc.port)
+            cluster.note_moved(exc.slot_id, owner)
+            retry = cluster.get_local_client(owner)  # type: ignore[arg-type]
+            return LocalClient.execute_command(retry, *args, **options)
 
 
 class RedisCluster(Cluster):
@@ -122,6 +149,9 @@ class RedisCluster(Cluster):
 
     def remove_host(self, host_id: Any) -> bool:
         raise BadHostSetup("A Redis Cluster's nodes come from the servers (CLUSTER SHARDS).")
+
+    def _make_local_client(self, host_id: Any) -> LocalClient:
+        return SlotLocalClient(self, host_id)
 
     def _host_info(self, host_id: Any) -> HostInfo | None:
         return self.nodes.get(host_id)
