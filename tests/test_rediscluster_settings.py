@@ -94,3 +94,25 @@ def test_rbcache_clear_flushes_every_master(settings, shared_redis_cluster):
     assert [shared_redis_cluster.client(n).dbsize() for n in shared_redis_cluster.masters] == [
         0
     ] * 3
+
+
+def test_rb_status_and_rb_flushall_list_the_masters(settings, shared_redis_cluster):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    shared_redis_cluster.flush()
+    settings.RB_CLUSTERS = {
+        "default": {"is_redis_cluster": True, "hosts": shared_redis_cluster.startup_nodes()}
+    }
+    with get_cluster().map() as client:
+        client.mset({f"s{i}": i for i in range(30)})
+    status = StringIO()
+    call_command("rb_status", stdout=status)
+    assert "3 of 3 hosts up." in status.getvalue()
+    for node in shared_redis_cluster.masters:
+        assert f"127.0.0.1:{node.port}" in status.getvalue()
+    flushed = StringIO()
+    call_command("rb_flushall", "--noinput", stdout=flushed)
+    assert "Flushed 3 hosts" in flushed.getvalue()
+    assert sum(shared_redis_cluster.client(n).dbsize() for n in shared_redis_cluster.masters) == 0
