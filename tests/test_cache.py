@@ -509,3 +509,12 @@ def test_get_many_of_a_few_keys_on_one_node_is_one_mget_there(nodes):
     assert ignoring.get_many([a, b]) == {}
     with pytest.raises(redis.ConnectionError):
         cache.get_many([a, b])
+
+
+def test_batch_keys_are_exactly_djangos_keys(nodes):
+    for params in ({}, {"KEY_PREFIX": "p:x", "VERSION": 7}):
+        cache = make_cache(nodes, **params)
+        keys = ["a", "ключ", 5, 2.5, ("t",), "", "x" * 40]
+        for version in (None, 3, "v"):
+            made = cache.make_and_validate_keys(keys, version=version)
+            assert made == {cache.make_key(key, version=version): key for key in keys}

@@ -166,7 +166,12 @@ class RBCache(StructuresMixin, BaseCache):
         call per key in the common case, which for 1000 keys costs more than the round trip.
         """
         make_key = self.make_key
-        made = {make_key(key, version): key for key in keys}
+        if self.key_func is default_key_func and type(self).make_key is BaseCache.make_key:
+            # Django's default key, "prefix:version:key", without a call per key
+            head = f"{self.key_prefix}:{self.version if version is None else version}:"
+            made = {head + k if type(k) is str else make_key(k, version): k for k in keys}
+        else:
+            made = {make_key(key, version): key for key in keys}
         if made and (
             type(self).validate_key is not BaseCache.validate_key
             or max(map(len, made)) > MEMCACHE_MAX_KEY_LENGTH
