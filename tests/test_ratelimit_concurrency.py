@@ -1,5 +1,6 @@
 """Many clients on one bucket: several processes x threads never admit more than the bucket
-allows (burst + rate x elapsed, +1), and not much less either (at least 80% of it)."""
+allows (burst + rate x elapsed, +1), and not much less either (at least 80% of it, or of the
+requests made when a loaded machine let the clients make fewer than that)."""
 
 from __future__ import annotations
 
@@ -26,21 +27,22 @@ def _hammer(hosts: dict[int, Any], key: str, ready: Any, results: Any) -> None:
     limiter.peek("warm-up", RATE)  # connect before the clock starts
     ready.wait(timeout=120)  # every process is up: start together, however slow spawning was
     start_at = time.time() + 0.05
-    counts: list[tuple[int, float, float]] = []
+    counts: list[tuple[int, int, float, float]] = []
     lock = threading.Lock()
 
     def run() -> None:
-        allowed = 0
+        allowed = attempts = 0
         while time.time() < start_at:
             time.sleep(0.001)
         first = time.time()
         last = first
         while time.time() < start_at + RUN_SECONDS:
+            attempts += 1
             if limiter.consume(key, RATE, burst=BURST).allowed:
                 allowed += 1
             last = time.time()
         with lock:
-            counts.append((allowed, first, last))
+            counts.append((allowed, attempts, first, last))
 
     threads = [threading.Thread(target=run) for _ in range(THREADS)]
     for thread in threads:
@@ -66,8 +68,10 @@ def test_processes_and_threads_on_one_key(rb_cluster: Cluster, rb_nodes: list[An
     for child in children:
         child.join(timeout=30)
     assert len(counts) == PROCESSES * THREADS
-    admitted = sum(allowed for allowed, _first, _last in counts)
-    elapsed = max(last for *_, last in counts) - min(first for _, first, _ in counts)
+    admitted = sum(row[0] for row in counts)
+    attempted = sum(row[1] for row in counts)
+    elapsed = max(row[3] for row in counts) - min(row[2] for row in counts)
     ceiling = BURST + PER_SECOND * elapsed + 1
     assert admitted <= ceiling, (admitted, ceiling)
-    assert admitted >= 0.8 * ceiling, (admitted, ceiling)
+    # The floor: the bucket's allowance, or every request when the clients made fewer.
+    assert admitted >= 0.8 * min(ceiling, attempted), (admitted, attempted, ceiling)
