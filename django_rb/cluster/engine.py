@@ -194,12 +194,7 @@ def _watch(poller: Any, live: dict[int, _Link], link: _Link, now: float,
     """Keep the poller's view of a link current: what it waits for, on which socket, until
     when; a link that is done or failed is forgotten."""
     if link.watched is not None and (link.conn is None or link.watched is not link.sock):
-        live.pop(link.fd, None)
-        try:
-            poller.unregister(link.fd)
-        except (KeyError, ValueError):
-            pass
-        link.watched = None
+        _forget(poller, live, link)
     if link.conn is None:
         return
     link.deadline = _next_deadline(link, now, round_deadline)
@@ -215,11 +210,22 @@ def _watch(poller: Any, live: dict[int, _Link], link: _Link, now: float,
             raise OSError("the socket is closed")
         poller.register(fd, wanted)  # registering again replaces the events
     except (ValueError, OSError, KeyError) as exc:  # closed under us by another thread
+        _forget(poller, live, link)  # else the loop would go on waiting for it
         _fail(link, HostConnectionError(f"connection unusable: {exc}", link.host), errors)
-        link.watched = None
         return
     link.watched, link.fd, link.events = link.sock, fd, wanted
     live[fd] = link
+
+
+def _forget(poller: Any, live: dict[int, _Link], link: _Link) -> None:
+    """Stop watching a link's descriptor (by the number it was registered under)."""
+    if link.watched is not None and live.get(link.fd) is link:
+        del live[link.fd]
+        try:
+            poller.unregister(link.fd)
+        except (KeyError, ValueError):
+            pass
+    link.watched = None
 
 
 def _take(buffer: CommandBuffer, host: HostInfo, get_pool: Callable[[int], Any],
