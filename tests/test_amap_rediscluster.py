@@ -1,12 +1,15 @@
 """amap() / afanout() / the async routing client on a real Redis Cluster: slot routing, per-slot
 folding, masters-only fanout, MOVED and ASK followed inside one async block."""
 
+import asyncio
+import time
+
 import pytest
 from redis.crc import key_slot
 
 from django_rb.cluster import RedisCluster
 from tests.test_rediscluster_redirects import keys_in_slot as tagged
-from tests.test_rediscluster_redirects import other_master
+from tests.test_rediscluster_redirects import move_slot, other_master, tag_owned_by
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +97,47 @@ def test_ask_during_a_migration_is_followed(cluster, reshaped, arun):
     finally:
         reshaped.move_keys(source, target, keys[5:])
         reshaped.finish_migration(slot, target)
+
+
+def test_the_slot_map_refresh_after_moved_is_awaited_not_blocking(reshaped, arun):
+    """The first node a refresh asks stalls: the loop keeps running other tasks meanwhile."""
+    reshaped.flush()
+    cluster = RedisCluster(reshaped.startup_nodes(), pool_options={"socket_timeout": 0.6})
+    asked_first = reshaped.node_of_slot(0)  # a refresh asks the masters in slot order
+    source, target = [m for m in reshaped.masters if m is not asked_first]
+    tag = tag_owned_by(reshaped, source, "arefresh")
+    keys = tagged(tag, 10)
+    with cluster.map() as client:
+        client.mset({key: key for key in keys})
+    move_slot(reshaped, tag, keys, target)  # the client's map still names the source
+    gaps = []
+
+    async def main():
+        done = asyncio.Event()
+
+        async def tick():
+            last = time.monotonic()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        ticker = asyncio.create_task(tick())
+        started = time.monotonic()
+        async with cluster.amap(auto_batch=False) as client:
+            read = [client.get(key) for key in keys]
+        elapsed = time.monotonic() - started
+        done.set()
+        await ticker
+        return read, elapsed
+
+    asked_first.pause()
+    try:
+        read, elapsed = arun(main())
+    finally:
+        asked_first.resume()
+        cluster.disconnect_pools()
+    assert [p.value for p in read] == [k.encode() for k in keys]
+    assert elapsed >= 0.5  # the refresh did wait for the stalled node before asking another
+    assert max(gaps) < 0.3, f"the event loop was blocked for {max(gaps):.2f}s"
+    assert cluster.slot_map.owners[key_slot(tag.encode())].endswith(f":{target.port}")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .buffer import BATCHABLE, GETS, Codec, CommandBuffer, Run
 from .clients import FanoutClient, MappingClient, RoutingClient
 from .engine import RoundErrors, run_round
-from .errors import UnroutableCommand
+from .errors import HostError, UnroutableCommand
 from .promise import Promise
 from .redirects import ASK, MOVED, ClusterRedirectError, Redirect, Redirects, follow_redirects
 from .slots import key_slot
@@ -66,6 +66,7 @@ class _SlotRounds:
     _buffers: dict[Any, CommandBuffer]
     _errors: RoundErrors
     _max_concurrency: int | None
+    _start_clock: Any  # MappingClient's: the block's deadline, set by its first round
     auto_batch: bool
     timeout: float | None
 
@@ -89,28 +90,39 @@ class _SlotRounds:
         return buffer
 
     def _flush(self, timeout: float | None = None) -> None:
-        """Run rounds until nothing is queued, each followed by its redirect rounds."""
-        timeout = self.timeout if timeout is None else timeout
+        """Run rounds until nothing is queued, each followed by its redirect rounds; one
+        deadline (from the first round) bounds them all, slot-map refreshes included."""
+        deadline = self._start_clock(timeout)
         cluster, redirects = self._cluster, self._redirects
         redirects.errors = self._errors
 
         def run(buffers: Sequence[CommandBuffer]) -> None:
             round_errors = RoundErrors()
-            run_round(buffers, cluster.nodes, cluster.get_pool_for_host, timeout, round_errors)
-            for error in round_errors.errors:
-                if redirects.keep_error(error):
-                    self._errors.add(error)
+            run_round(buffers, cluster.nodes, cluster.get_pool_for_host, None, round_errors,
+                      deadline)  # fmt: skip
+            self._keep_errors(round_errors)
+
+        def refresh() -> None:
+            try:
+                cluster.refresh_slots(deadline)
+            except HostError:
+                pass  # no node answered in time: the old map stands, re-sent commands fail alone
 
         while self._buffers:
             buffers = list(self._buffers.values())
             self._buffers.clear()
-            follow_redirects(buffers, run, redirects, self._reroute)
+            follow_redirects(buffers, run, redirects, self._reroute, refresh)
 
-    def _reroute(self, batch: list[Redirect], refresh: bool) -> list[SlotBuffer]:
+    def _keep_errors(self, round_errors: RoundErrors) -> None:
+        """A round's errors, but those of failures whose commands all moved on (the re-sent
+        commands settle on their own, and their errors are kept then)."""
+        for error in round_errors.errors:
+            if self._redirects.keep_error(error):
+                self._errors.add(error)
+
+    def _reroute(self, batch: list[Redirect]) -> list[SlotBuffer]:
         """Queue handed-back commands where the cluster now says their slot lives."""
         cluster = self._cluster
-        if refresh:
-            cluster.refresh_slots()
         buffers: dict[str, SlotBuffer] = {}
         for redirect in batch:
             slot = redirect.slot
