@@ -141,3 +141,44 @@ def test_the_slot_map_refresh_after_moved_is_awaited_not_blocking(reshaped, arun
     assert elapsed >= 0.5  # the refresh did wait for the stalled node before asking another
     assert max(gaps) < 0.3, f"the event loop was blocked for {max(gaps):.2f}s"
     assert cluster.slot_map.owners[key_slot(tag.encode())].endswith(f":{target.port}")
+
+
+def test_the_first_slot_map_is_read_on_the_loop(reshaped, arun):
+    """A fresh cluster's first amap() reads the map awaited: a stalled first seed costs the
+    block its socket timeout, never the other tasks of the loop."""
+    stalled, good = reshaped.masters[0], reshaped.masters[1]
+    seeds = [stalled.url(), good.url()]
+    cluster = RedisCluster(seeds, pool_options={"socket_timeout": 0.6})
+    gaps, keys = [], [f"first{i}" for i in range(30)]
+
+    async def main():
+        done = asyncio.Event()
+
+        async def tick():
+            last = time.monotonic()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.02)
+        started = time.monotonic()
+        async with cluster.amap() as client:
+            written = [client.set(key, key) for key in keys if cluster.get_router()
+                       .get_host_for_key(key) != f"127.0.0.1:{stalled.port}"]  # fmt: skip
+        elapsed = time.monotonic() - started
+        done.set()
+        await ticker
+        return written, elapsed
+
+    stalled.pause()
+    try:
+        written, elapsed = arun(main())
+    finally:
+        stalled.resume()
+        cluster.disconnect_pools()
+    assert written and all(p.value is True for p in written)
+    assert elapsed >= 0.5  # the stalled seed was asked first
+    assert max(gaps) < 0.3, f"the event loop was blocked for {max(gaps):.2f}s"
+    assert len(cluster.slot_map.masters) == 3

@@ -23,6 +23,12 @@ from .slotclients import SlotFanoutClient, SlotMappingClient
 class _AsyncSlotRounds(_AsyncRounds):
     """Each round of the block is followed by its redirect rounds, all awaited."""
 
+    async def aprepare(self, deadline: float | None) -> None:
+        """The slot map, read on the loop at the cluster's first block."""
+        cluster: Any = self._cluster
+        if not cluster.has_slot_map:
+            await cluster.arefresh_slots(deadline)
+
     async def _arun_buffers(self, buffers: list[CommandBuffer], deadline: float | None) -> None:
         cluster: Any = self._cluster  # a RedisCluster
         redirects = self._redirects  # type: ignore[attr-defined]

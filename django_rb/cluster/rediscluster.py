@@ -196,6 +196,11 @@ class RedisCluster(Cluster):
             assert slot_map is not None
         return slot_map
 
+    @property
+    def has_slot_map(self) -> bool:
+        """Whether the slot map was read already (else the first use reads it)."""
+        return self._slot_map is not None
+
     def refresh_slots(self, deadline: float | None = None) -> SlotMap:
         """Re-read the slot map from the first node that answers (masters, then seeds), on the
         selector engine; ``deadline`` (a block's, ``time.monotonic()`` based) bounds it all."""
