@@ -109,6 +109,16 @@ def test_mget_mset_delete_span_slots_as_one_promise(redis_cluster):
     assert exists.value == 50
 
 
+def test_execute_commands_runs_each_list_on_its_slot_master(redis_cluster, arun):
+    results = redis_cluster.execute_commands(
+        {"{u1}": [("SET", "{u1}:a", "1"), ("GET", "{u1}:a")], "{u2}": [("INCR", "{u2}:n")]}
+    )
+    assert [p.value for p in results["{u1}"]] == [True, b"1"]
+    assert [p.value for p in results["{u2}"]] == [1]
+    again = arun(redis_cluster.aexecute_commands({"{u2}": [("INCR", "{u2}:n")]}))
+    assert [p.value for p in again["{u2}"]] == [2]
+
+
 def test_falsy_replies_are_settled_once(redis_cluster, shared_redis_cluster):
     with redis_cluster.map() as client:
         client.set("empty", "")

@@ -31,7 +31,7 @@ from .promise import Promise
 from .redirects import MAX_REDIRECTS, ClusterRedirectError
 from .router import BaseRouter
 from .slotclients import SlotFanoutClient, SlotMappingClient, SlotRoutingClient
-from .slots import SlotMap, key_slot, node_name, slot_map_queries
+from .slots import SLOTS, SlotMap, key_slot, node_name, slot_map_queries
 
 
 class SlotRouter(BaseRouter):
@@ -144,6 +144,7 @@ class RedisCluster(Cluster):
         self._slot_map: SlotMap | None = None
         self._masters: tuple[SlotMap, dict[str, HostInfo]] | None = None
         self._refresh_lock = threading.Lock()
+        self._shards = True  # ask CLUSTER SHARDS (False once a server refused it)
         #: every known node, masters and replicas, by name (the engine's ``hosts`` for a round)
         self.nodes: dict[Any, HostInfo] = {}
         self._replica_turn = 0
@@ -233,10 +234,12 @@ class RedisCluster(Cluster):
         failures = []
         for name in dict.fromkeys(candidates):
             info = self.nodes[name]
-            queries = slot_map_queries(info.host, info.ssl)
+            queries = slot_map_queries(info.host, info.ssl, self._shards)
             try:
                 words = next(queries)
                 while True:
+                    if words == SLOTS:
+                        self._shards = False  # refused once: never asked again (Redis 6.2)
                     buffer = CommandBuffer(name, self.codec, False)  # type: ignore[arg-type]
                     promise: Promise[Any] = Promise()
                     buffer.add_command("CLUSTER", words, {NEVER_DECODE: True}, promise)

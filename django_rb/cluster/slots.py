@@ -55,11 +55,14 @@ SLOTS = (b"CLUSTER", b"SLOTS")
 
 
 def slot_map_queries(
-    default_host: str, tls: bool = False
+    default_host: str, tls: bool = False, shards: bool = True
 ) -> Generator[tuple[bytes, ...], Any, SlotMap]:
     """Read the topology from one node, engine-free: yields the command to run there, is sent
     its reply (or thrown its error reply) and returns the map. The selector engine and asyncio
-    drive it alike (``RedisCluster.refresh_slots`` / ``arefresh_slots``)."""
+    drive it alike (``RedisCluster.refresh_slots`` / ``arefresh_slots``). ``shards=False``
+    goes straight to CLUSTER SLOTS (a server that refused CLUSTER SHARDS before)."""
+    if not shards:
+        return _from_slots((yield SLOTS), default_host)
     try:
         reply = yield SHARDS
     except ResponseError as exc:
