@@ -220,7 +220,9 @@ def test_one_deadline_bounds_a_block_whose_redirects_go_to_a_stalled_node(reshap
     finally:
         stalled.resume()
         cluster.disconnect_pools()
-    assert elapsed < timeout * 1.8, f"the block took {elapsed:.2f}s for a {timeout}s timeout"
+    # three rounds reach the stalled node (MOVED there, then each lost command retried once):
+    # a clock per round would take 3 T or more
+    assert elapsed < timeout * 2.2, f"the block took {elapsed:.2f}s for a {timeout}s timeout"
     assert [read[key].value for key in fine] == [key.encode() for key in fine]
     for key in moving + own:  # redirected or retried to the stalled node, past the deadline
         assert isinstance(read[key].reason, HostError), key
