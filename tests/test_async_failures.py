@@ -84,6 +84,57 @@ def test_stalled_node_under_amap_timeout(three_nodes, arun):
     assert all(holder[k].value is True for h in (0, 1) for k in owners[h])
 
 
+def test_a_stalled_host_holds_one_slot_of_the_max_concurrency_window(three_nodes, arun):
+    cluster = make_cluster(three_nodes, socket_timeout=10)
+    owners = keys_per_host(cluster, 4)
+    order = [2, 0, 1]  # the stalled host first: the hosts after it must not wait for it
+
+    async def watch(peaks):
+        while True:  # hosts in flight at once, seen between the loop's passes
+            peaks.append(sum(pool.in_use for pool in pools_of(cluster).values()))
+            await asyncio.sleep(0)
+
+    async def block(holder, timeout, limit):
+        async with cluster.amap(timeout=timeout, max_concurrency=limit) as client:
+            holder.update({k: client.set(k, "1") for h in order for k in owners[h]})
+
+    async def main():
+        async with cluster.aall() as client:
+            client.ping()
+        fds_before = open_fds()
+        three_nodes[2].pause()
+        peaks, windowed, interrupted = [], {}, {}
+        watcher = asyncio.ensure_future(watch(peaks))
+        try:
+            started = time.monotonic()
+            with pytest.raises(HostTimeoutError, match="the round's timeout") as info:
+                await block(windowed, 0.5, 2)
+            elapsed = time.monotonic() - started
+            # interrupted from outside, with hosts still waiting for a slot
+            task = asyncio.ensure_future(block(interrupted, None, 1))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            watcher.cancel()
+            three_nodes[2].resume()
+        after = {}
+        await block(after, 1.0, 1)
+        fds = (fds_before, open_fds())  # the two stalled connections were dropped, then replaced
+        in_use = [p.in_use for p in pools_of(cluster).values()]
+        return info.value, elapsed, max(peaks), windowed, interrupted, after, in_use, fds
+
+    error, elapsed, peak, windowed, interrupted, after, in_use, fds = arun(main())
+    assert error.host_id == 2 and 0.45 < elapsed < 2.0
+    assert all(windowed[k].is_rejected for k in owners[2])
+    assert all(windowed[k].value is True for h in (0, 1) for k in owners[h])
+    assert 1 <= peak <= 2  # the cap held: the stalled host and at most one other at a time
+    assert interrupted and all(p.is_rejected for p in interrupted.values())  # none pending
+    assert all(p.value is True for p in after.values()) and len(after) == 12
+    assert in_use == [0, 0, 0] and fds[1] <= fds[0] + 1
+
+
 def test_socket_timeout_bounds_a_quiet_host_without_a_block_timeout(three_nodes, arun):
     cluster = make_cluster(three_nodes, socket_timeout=0.3)
 

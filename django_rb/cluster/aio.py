@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from .aconnection import AsyncConnection
@@ -127,13 +128,20 @@ async def arun_round(
     get_pool: Callable[[HostInfo], AsyncPool],
     deadline: float | None = None,
     errors: RoundErrors | None = None,
+    max_concurrency: int | None = None,
 ) -> RoundErrors:
     """Send every buffer's queue to its host and settle every promise; never raises for a host.
 
     ``deadline`` (``time.monotonic()`` based) bounds connecting, waiting for a free connection
     and every reply; without one each host is bounded by its pool's connect and socket timeouts.
+    More buffers than ``max_concurrency`` go through a sliding window (``_arun_window``).
     """
     errors = errors if errors is not None else RoundErrors()
+    if max_concurrency is not None:
+        buffers = list(buffers)
+        if len(buffers) > max_concurrency:
+            await _arun_window(buffers, hosts, get_pool, deadline, errors, max_concurrency)
+            return errors
     loop = asyncio.get_running_loop()
     round_ = _Round(loop, errors, deadline)
     to_open: list[tuple[CommandBuffer, AsyncPool]] = []
@@ -160,6 +168,51 @@ async def arun_round(
         if any(not link.finished for link in round_.links):
             round_.abandon(HostConnectionError("the round was interrupted (cancelled)"))
     return errors
+
+
+async def _arun_window(
+    buffers: list[CommandBuffer],
+    hosts: dict[int, HostInfo],
+    get_pool: Callable[[HostInfo], AsyncPool],
+    deadline: float | None,
+    errors: RoundErrors,
+    limit: int,
+) -> None:
+    """At most ``limit`` hosts at once, each slot taking the next host as soon as it is free:
+    a slow or stalled host holds one slot, never the hosts queued after it.
+
+    Like ``map()``'s early sends, a host's buffers run one after the other, in order (a host
+    may have several when the block came back to it after the cap was reached). The first
+    ``limit`` hosts are written in one loop pass, before any reply is read. If the window is
+    interrupted, the slots' rounds drop or return their connections and every buffer not yet
+    sent is rejected, so no promise stays pending.
+    """
+    chains: dict[int, deque[CommandBuffer]] = {}
+    for buffer in buffers:
+        if buffer.has_queued:
+            chains.setdefault(buffer.host_id, deque()).append(buffer)
+    waiting = deque(chains.values())
+
+    async def slot() -> None:
+        while waiting:
+            chain = waiting.popleft()
+            while chain:
+                await arun_round([chain.popleft()], hosts, get_pool, deadline, errors)
+
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(slot()) for _ in range(min(limit, len(waiting)))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)  # let each round drop or give back its connection
+        raise
+    finally:
+        interrupted = HostConnectionError("the round was interrupted (cancelled)")
+        for chain in chains.values():
+            for buffer in chain:  # what no slot sent (nothing, once the window is done)
+                _settle_failure(buffer, interrupted, errors)
 
 
 async def _connect_all(round_: _Round, to_open: list[tuple[CommandBuffer, AsyncPool]]) -> None:

@@ -33,7 +33,9 @@ class _AsyncSlotRounds(_AsyncRounds):
                 continue
             round_errors = RoundErrors()
             get_pool = cluster.get_async_pool_for_host
-            await arun_round(step, cluster.nodes, get_pool, deadline, round_errors)
+            await arun_round(
+                step, cluster.nodes, get_pool, deadline, round_errors, self._max_concurrency
+            )
             for error in round_errors.errors:  # a redirect followed is not an error
                 if redirects.keep_error(error):
                     self._errors.add(error)
