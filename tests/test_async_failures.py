@@ -230,6 +230,36 @@ def test_full_pool_gives_up_at_the_block_deadline(three_nodes, arun):
     assert 0.15 < arun(main()) < 0.9
 
 
+def test_a_dropped_connection_frees_its_slot_for_the_next_waiter(three_nodes, arun):
+    cluster = make_cluster(three_nodes, max_connections=1, socket_timeout=5)
+    key = keys_per_host(cluster, 1)[0][0]
+
+    async def get(timeout):
+        async with cluster.amap(timeout=timeout) as client:
+            promise = client.get(key)
+        return promise
+
+    async def main():
+        await get(None)  # the one pooled connection to host 0
+        three_nodes[0].pause()
+        try:
+            holding = asyncio.ensure_future(get(None))
+            await asyncio.sleep(0.05)  # it has written to the stalled node
+            waiting = asyncio.ensure_future(get(3.0))
+            await asyncio.sleep(0.05)  # it is queued for the pool's only slot
+            holding.cancel()  # its connection may hold half a reply: dropped, slot freed
+        finally:
+            three_nodes[0].resume()
+        with pytest.raises(asyncio.CancelledError):
+            await holding
+        pool = pools_of(cluster)[0]
+        return await waiting, pool.count, pool.in_use
+
+    promise, count, in_use = arun(main())
+    assert promise.value is None  # answered, on a connection opened for it
+    assert count == 1 and in_use == 0
+
+
 def test_hundred_cancelled_rounds_leak_nothing(rb_cluster, arun):
     big = b"x" * 200_000  # replies arrive in many pieces: cancels land mid-reply too
     owners = keys_per_host(rb_cluster, 3)

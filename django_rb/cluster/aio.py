@@ -11,7 +11,6 @@ may still hold part of a reply and gives the untouched ones back, so nothing lea
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -216,25 +215,20 @@ async def _arun_window(
 
 
 async def _connect_all(round_: _Round, to_open: list[tuple[CommandBuffer, AsyncPool]]) -> None:
-    """Connections for the hosts that had no idle one, all opened (and logged in) at once."""
-    tasks = [round_.loop.create_task(pool.acquire(round_.deadline)) for _, pool in to_open]
+    """Connections for the hosts that had no idle one: opened (and logged in) all at once, or,
+    where a pool is full, waited for in its queue (a future each, no task)."""
+    futures = [pool.acquire_soon(round_.deadline) for _, pool in to_open]
     try:
-        await asyncio.wait(tasks)
+        await asyncio.wait(futures)
     except BaseException:
         interrupted = HostConnectionError("the round was interrupted (cancelled)")
-        for task, (buffer, pool) in zip(tasks, to_open, strict=True):
-            task.cancel()  # a connection that still arrives goes back to its pool
-            task.add_done_callback(functools.partial(_release_opened, pool))
+        for future, (buffer, pool) in zip(futures, to_open, strict=True):
+            pool.abandon(future)  # a connection that still arrives goes back to its pool
             _settle_failure(buffer, interrupted, round_.errors)
         raise
-    for task, (buffer, pool) in zip(tasks, to_open, strict=True):
-        failure = task.exception()
+    for future, (buffer, pool) in zip(futures, to_open, strict=True):
+        failure = future.exception()
         if failure is None:
-            round_.links.append(_Link(round_, buffer, pool, task.result()))
+            round_.links.append(_Link(round_, buffer, pool, future.result()))
         else:
             _settle_failure(buffer, failure, round_.errors)
-
-
-def _release_opened(pool: AsyncPool, task: asyncio.Task[AsyncConnection]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        pool.release(task.result())
