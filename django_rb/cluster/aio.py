@@ -11,9 +11,12 @@ may still hold part of a reply and gives the untouched ones back, so nothing lea
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from .aconnection import AsyncConnection
 from .apool import AsyncPool
@@ -57,6 +60,61 @@ class _Link:
         return quiet_until, False
 
 
+class _Clock:
+    """The timeouts of every round on one event loop, on one timer at the earliest due time.
+
+    A timer per round would cost more than the rest of a small round's bookkeeping, and most
+    rounds end long before any timeout (``socket_timeout`` is seconds, a round sub-ms).
+    """
+
+    def __init__(self) -> None:
+        self.rounds: set[_Round] = set()
+        self.timer: asyncio.TimerHandle | None = None
+        self.at = math.inf
+
+    def watch(self, round_: _Round, due: float) -> None:
+        self.rounds.add(round_)
+        if due < self.at:
+            self._arm(due)
+
+    def _arm(self, due: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_at(loop.time() + due - time.monotonic(), self._fire)
+        self.at = due
+
+    def _fire(self) -> None:
+        self.timer, self.at = None, math.inf
+        now = time.monotonic()
+        next_due = math.inf
+        for round_ in list(self.rounds):
+            due = round_.check(now)
+            if due == math.inf:
+                self.rounds.discard(round_)
+            elif due < next_due:
+                next_due = due
+        if next_due != math.inf:
+            self._arm(next_due)
+
+
+_clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Clock]
+_clocks = weakref.WeakKeyDictionary()
+#: the last loop asked about and its clock (a weak-key lookup costs a weakref per call)
+_last_clock: list[Any] = [None, None]
+
+
+def _clock_of(loop: asyncio.AbstractEventLoop) -> _Clock:
+    last_loop, clock = _last_clock
+    if last_loop is not None and last_loop() is loop:
+        return clock
+    clock = _clocks.get(loop)
+    if clock is None:
+        clock = _clocks[loop] = _Clock()
+    _last_clock[:] = [weakref.ref(loop), clock]
+    return clock
+
+
 class _Round:
     """The hosts of one round and the one future that says they are all done."""
 
@@ -68,7 +126,6 @@ class _Round:
         self.links: list[_Link] = []
         self.remaining = 0
         self.waiter: asyncio.Future[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
 
     def start_all(self) -> None:
         """Write every host's pipeline now, before the loop can deliver any reply."""
@@ -88,12 +145,20 @@ class _Round:
         if not self.remaining:
             return
         self.waiter = self.loop.create_future()
-        self._check()
-        await self.waiter
+        due = self.check(time.monotonic())
+        if due == math.inf:
+            await self.waiter
+            return
+        clock = _clock_of(self.loop)
+        clock.watch(self, due)
+        try:
+            await self.waiter
+        finally:
+            clock.rounds.discard(self)
 
-    def _check(self) -> None:
-        now = time.monotonic()
-        next_due = None
+    def check(self, now: float) -> float:
+        """Fail the hosts past their timeout; when the next one is due (inf: none, or done)."""
+        next_due = math.inf
         for link in self.links:
             if link.finished:
                 continue
@@ -101,15 +166,12 @@ class _Round:
             if due <= now:
                 what = "the round's timeout" if by_round else "socket_timeout"
                 link.conn.finish(HostTimeoutError(f"no reply within {what}", link.conn.host))
-            elif next_due is None or due < next_due:
+            elif due < next_due:
                 next_due = due
-        if next_due is not None and next_due != float("inf") and self.remaining:
-            self.timer = self.loop.call_later(next_due - now, self._check)
+        return next_due if self.remaining else math.inf
 
     def abandon(self, error: BaseException) -> None:
         """The round ended early: drop what may hold half a reply, return what sent nothing."""
-        if self.timer is not None:
-            self.timer.cancel()
         for link in self.links:
             if link.finished:
                 continue

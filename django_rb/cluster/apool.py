@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 import weakref
 from collections import deque
@@ -43,8 +44,10 @@ class AsyncPool:
         #: connections open or being opened, idle ones included
         self.count = 0
         self.closed = False
-        #: rounds waiting for a connection, first come first served: (future, deadline, timer)
-        self._waiters: deque[tuple[asyncio.Future[AsyncConnection], float | None, Any]] = deque()
+        #: rounds waiting for a connection, first come first served, with their deadlines
+        self._waiters: deque[tuple[asyncio.Future[AsyncConnection], float | None]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
     def __repr__(self) -> str:
         return (
@@ -80,11 +83,9 @@ class AsyncPool:
         waiter: asyncio.Future[AsyncConnection] = asyncio.get_running_loop().create_future()
         if deadline is None and self.wait_timeout is not None:
             deadline = time.monotonic() + self.wait_timeout
-        timer = None
-        if deadline is not None:
-            loop = waiter.get_loop()
-            timer = loop.call_at(loop.time() + deadline - time.monotonic(), self._expire, waiter)
-        self._waiters.append((waiter, deadline, timer))
+        self._waiters.append((waiter, deadline))
+        if deadline is not None and deadline < self._timer_at:
+            self._arm(deadline)
         return waiter
 
     def abandon(self, future: asyncio.Future[AsyncConnection]) -> None:
@@ -111,9 +112,32 @@ class AsyncPool:
         if task.cancelled() or task.exception() is not None:
             self._forget_one()
 
-    def _expire(self, waiter: asyncio.Future[AsyncConnection]) -> None:
-        if not waiter.done():
-            waiter.set_exception(self.busy_error())
+    def _arm(self, when: float) -> None:
+        """One timer per pool, at the earliest deadline in the queue (not one per waiter)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_at(loop.time() + when - time.monotonic(), self._expire_due)
+        self._timer_at = when
+
+    def _expire_due(self) -> None:
+        """Fail the waiters whose deadline has passed; re-arm for the next one."""
+        self._timer, self._timer_at = None, math.inf
+        now = time.monotonic()
+        waiting: deque[tuple[asyncio.Future[AsyncConnection], float | None]] = deque()
+        next_at = math.inf
+        for waiter, deadline in self._waiters:
+            if waiter.done():
+                continue
+            if deadline is not None and deadline <= now:
+                waiter.set_exception(self.busy_error())
+                continue
+            waiting.append((waiter, deadline))
+            if deadline is not None and deadline < next_at:
+                next_at = deadline
+        self._waiters = waiting
+        if next_at != math.inf:
+            self._arm(next_at)
 
     def busy_error(self) -> HostTimeoutError:
         return HostTimeoutError(
@@ -147,13 +171,11 @@ class AsyncPool:
             opening.add_done_callback(functools.partial(self._hand_over, waiter[0]))
 
     def _next_waiter(self) -> tuple[asyncio.Future[AsyncConnection], float | None] | None:
-        """The longest waiter still waiting, out of the queue (its timer stopped), and its
-        deadline; None if nobody waits."""
+        """The longest waiter still waiting, out of the queue, and its deadline; None if
+        nobody waits."""
         waiters = self._waiters
         while waiters:
-            waiter, deadline, timer = waiters.popleft()
-            if timer is not None:
-                timer.cancel()
+            waiter, deadline = waiters.popleft()
             if not waiter.done():
                 return waiter, deadline
         return None
