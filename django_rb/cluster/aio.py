@@ -20,6 +20,7 @@ from typing import Any
 
 from .aconnection import AsyncConnection
 from .apool import AsyncPool
+from .atimer import EarliestTimer
 from .buffer import CommandBuffer
 from .engine import RoundErrors, _settle_failure
 from .errors import HostConnectionError, HostTimeoutError
@@ -69,23 +70,13 @@ class _Clock:
 
     def __init__(self) -> None:
         self.rounds: set[_Round] = set()
-        self.timer: asyncio.TimerHandle | None = None
-        self.at = math.inf
+        self.timer = EarliestTimer(self._check_all)
 
     def watch(self, round_: _Round, due: float) -> None:
         self.rounds.add(round_)
-        if due < self.at:
-            self._arm(due)
+        self.timer.arm(due)
 
-    def _arm(self, due: float) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        loop = asyncio.get_running_loop()
-        self.timer = loop.call_at(loop.time() + due - time.monotonic(), self._fire)
-        self.at = due
-
-    def _fire(self) -> None:
-        self.timer, self.at = None, math.inf
+    def _check_all(self) -> None:
         now = time.monotonic()
         next_due = math.inf
         for round_ in list(self.rounds):
@@ -94,8 +85,7 @@ class _Clock:
                 self.rounds.discard(round_)
             elif due < next_due:
                 next_due = due
-        if next_due != math.inf:
-            self._arm(next_due)
+        self.timer.arm(next_due)
 
 
 _clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Clock]

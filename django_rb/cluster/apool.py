@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .aconnection import AsyncConnection, open_connection
+from .atimer import EarliestTimer
 from .errors import HostTimeoutError
 from .hosts import HostInfo
 
@@ -46,8 +47,8 @@ class AsyncPool:
         self.closed = False
         #: rounds waiting for a connection, first come first served, with their deadlines
         self._waiters: deque[tuple[asyncio.Future[AsyncConnection], float | None]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
+        #: one timer at the earliest deadline in the queue, not one per waiter
+        self._timer = EarliestTimer(self._expire_due)
 
     def __repr__(self) -> str:
         return (
@@ -84,8 +85,8 @@ class AsyncPool:
         if deadline is None and self.wait_timeout is not None:
             deadline = time.monotonic() + self.wait_timeout
         self._waiters.append((waiter, deadline))
-        if deadline is not None and deadline < self._timer_at:
-            self._arm(deadline)
+        if deadline is not None:
+            self._timer.arm(deadline)
         return waiter
 
     def abandon(self, future: asyncio.Future[AsyncConnection]) -> None:
@@ -112,17 +113,8 @@ class AsyncPool:
         if task.cancelled() or task.exception() is not None:
             self._forget_one()
 
-    def _arm(self, when: float) -> None:
-        """One timer per pool, at the earliest deadline in the queue (not one per waiter)."""
-        if self._timer is not None:
-            self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_at(loop.time() + when - time.monotonic(), self._expire_due)
-        self._timer_at = when
-
     def _expire_due(self) -> None:
         """Fail the waiters whose deadline has passed; re-arm for the next one."""
-        self._timer, self._timer_at = None, math.inf
         now = time.monotonic()
         waiting: deque[tuple[asyncio.Future[AsyncConnection], float | None]] = deque()
         next_at = math.inf
@@ -136,8 +128,7 @@ class AsyncPool:
             if deadline is not None and deadline < next_at:
                 next_at = deadline
         self._waiters = waiting
-        if next_at != math.inf:
-            self._arm(next_at)
+        self._timer.arm(next_at)
 
     def busy_error(self) -> HostTimeoutError:
         return HostTimeoutError(
