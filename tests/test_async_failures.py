@@ -108,7 +108,7 @@ def test_a_stalled_host_holds_one_slot_of_the_max_concurrency_window(three_nodes
         try:
             started = time.monotonic()
             with pytest.raises(HostTimeoutError, match="the round's timeout") as info:
-                await block(windowed, 0.5, 2)
+                await block(windowed, 1.0, 2)
             elapsed = time.monotonic() - started
             # interrupted from outside, with hosts still waiting for a slot
             task = asyncio.ensure_future(block(interrupted, None, 1))
@@ -126,7 +126,7 @@ def test_a_stalled_host_holds_one_slot_of_the_max_concurrency_window(three_nodes
         return info.value, elapsed, max(peaks), windowed, interrupted, after, in_use, fds
 
     error, elapsed, peak, windowed, interrupted, after, in_use, fds = arun(main())
-    assert error.host_id == 2 and 0.45 < elapsed < 2.0
+    assert error.host_id == 2 and 0.95 < elapsed < 4.0  # (a loaded machine is slow)
     assert all(windowed[k].is_rejected for k in owners[2])
     assert all(windowed[k].value is True for h in (0, 1) for k in owners[h])
     assert 1 <= peak <= 2  # the cap held: the stalled host and at most one other at a time
