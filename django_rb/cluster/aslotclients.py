@@ -44,7 +44,9 @@ class _AsyncSlotRounds(_AsyncRounds):
             else:
                 round_errors = RoundErrors()
                 get_pool = cluster.get_async_pool_for_host
-                await arun_round(step, cluster.nodes, get_pool, deadline, round_errors)
+                await arun_round(
+                    step, cluster.nodes, get_pool, deadline, round_errors, self._max_concurrency
+                )
                 self._keep_errors(round_errors)  # type: ignore[attr-defined]
 
 
