@@ -11,7 +11,14 @@ Backends, in one run, on redis-server nodes this script starts on free ports (ne
 * RBCache over 4 nodes (one parallel round per call through django_rb's core),
 * Django's RedisCache on 1 node,
 * django-redis (DefaultClient) on 1 node,
-* django-redis ShardClient over the same 4 nodes as RBCache.
+* django-redis ShardClient over the same 4 nodes as RBCache,
+
+and, for the reads, two floors that no cache backend can beat: one hand-encoded MGET per node
+on raw sockets (keys pre-routed, no key making, no decoding), over the same 4 nodes and over
+the one node. On this 2-CPU machine the floor itself costs several times more for 4 nodes
+than for 1 (every node woken is a process the two CPUs must schedule), which bounds how close
+RBCache can come to a one-node backend for a batch that touches every node. A second table
+puts every node behind bench/delay_proxy.py (250 µs each way), as a network would.
 
 Values are 100-byte strings; rows for a single key (get, set) and N = 10, 100, 1000 keys
 (get_many, set_many, delete_many); every figure is the median of repeated calls, in ms, the
@@ -46,6 +53,13 @@ DJREDIS = "django-redis DefaultClient, 1 node"
 SHARD = "django-redis ShardClient, 4 nodes"
 ROWS = (RB, DJANGO, DJREDIS, SHARD)
 SINGLE_NODE = (DJANGO, DJREDIS)
+FLOOR4 = "floor: raw MGET per node, 4 nodes"
+FLOOR1 = "floor: raw MGET, 1 node"
+FLOORS = (FLOOR4, FLOOR1)
+DELAY_US = 250
+#: the cells of the delayed table (RBCache and django-redis behind the proxy)
+DELAYED_CELLS = [("get", 1), ("get_many", 10), ("get_many", 100), ("set_many", 100)]
+DELAYED_ROWS = (f"{RB}, delayed", f"{DJREDIS}, delayed")
 
 
 def caches_setting(shard_urls: list[str], single_url: str) -> dict[str, dict[str, Any]]:
@@ -92,9 +106,21 @@ TARGETS = [
 ]
 
 
+def bench_keys(n: int) -> list[str]:
+    return [f"bench:{i:06d}" for i in range(n)]
+
+
+def floor_workload(floor: Any, op: str, n: int) -> Callable[[], Any] | None:
+    """A floor's read of the keys RBCache stored (its made keys), or None: floors only read."""
+    if op not in ("get", "get_many"):
+        return None
+    keys = [f"rb:1:{key}" for key in bench_keys(n)]  # KEY_PREFIX "rb", version 1
+    return lambda: floor.fetch(keys)
+
+
 def workload(cache: Any, op: str, n: int) -> Callable[[], Any]:
     """The call to time, on data stored beforehand (and checked, so a broken backend fails)."""
-    keys = [f"bench:{i:06d}" for i in range(n)]
+    keys = bench_keys(n)
     data = {key: key.ljust(VALUE_SIZE, "x")[:VALUE_SIZE] for key in keys}
     cache.set_many(data)
     got = cache.get_many(keys)
@@ -113,12 +139,17 @@ def workload(cache: Any, op: str, n: int) -> Callable[[], Any]:
 
 
 def measure_cell(
-    caches: Any, op: str, n: int, budget_s: float, passes: int, min_runs: int
-) -> dict[str, float]:
+    caches: Any, rows: Any, op: str, n: int, budget_s: float, passes: int, min_runs: int,
+    floors: dict[str, Any] | None = None,
+) -> dict[str, float]:  # fmt: skip
     """Median ms of ``op(n)`` per backend; the backends take turns, pass after pass, so a
     burst of noise on the shared machine hits all of them rather than one."""
-    calls = {row: workload(caches[row], op, n) for row in ROWS}
-    samples: dict[str, list[float]] = {row: [] for row in ROWS}
+    calls: dict[str, Callable[[], Any]] = {row: workload(caches[row], op, n) for row in rows}
+    for row, floor in (floors or {}).items():
+        call = floor_workload(floor, op, n)
+        if call is not None:
+            calls[row] = call
+    samples: dict[str, list[float]] = {row: [] for row in calls}
     for call in calls.values():
         call()  # warm-up: connections, scripts
     for _ in range(passes):
@@ -133,13 +164,14 @@ def measure_cell(
     return {row: statistics.median(times) for row, times in samples.items()}
 
 
-def print_table(results: dict[tuple[str, int], dict[str, float]]) -> None:
-    names = [f"{op}({n})" for op, n in CELLS]
+def print_table(results: dict[tuple[str, int], dict[str, float]], rows: Any, cells: Any) -> None:
+    names = [f"{op}({n})" for op, n in cells]
     print("| backend | " + " | ".join(f"{name} ms" for name in names) + " |")
     print("| --- |" + " ---: |" * len(names))
-    for row in ROWS:
-        cells = " | ".join(f"{results[cell][row]:.3f}" for cell in CELLS)
-        print(f"| {row} | {cells} |")
+    for row in rows:
+        shown = [results[cell].get(row) for cell in cells]
+        text = " | ".join("—" if ms is None else f"{ms:.3f}" for ms in shown)
+        print(f"| {row} | {text} |")
 
 
 def ratios(results: dict[tuple[str, int], dict[str, float]]) -> list[tuple[str, float, float, Any]]:
@@ -159,24 +191,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short time budget per cell")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--delay-us", type=float, default=DELAY_US, help="0: no delayed table")
     args = parser.parse_args(argv)
     budget, passes, min_runs = (0.2, 2, 3) if args.quick else (1.2, 4, 5)
-
     import django
     import redis
+    from bench_map import DelayProxy, RawMgetFloor  # noqa: PLC0415
     from django.conf import settings
 
     # django-redis's ShardClient warns about its own internal calls on every key
     warnings.filterwarnings("ignore", message=".*on sharded client should not specify client")
 
     registry = NodeRegistry()
+    proxy = None
+    floors: dict[str, Any] = {}
     try:
         shard_nodes = registry.start(4)
         (single,) = registry.start(1)
-        settings.configure(
-            CACHES=caches_setting([node.url(0) for node in shard_nodes], single.url(0)),
-            USE_TZ=True,
-        )
+        setting = caches_setting([node.url(0) for node in shard_nodes], single.url(0))
+        if args.delay_us:
+            proxy = DelayProxy([node.port for node in [*shard_nodes, single]], args.delay_us)
+            urls = [f"redis://127.0.0.1:{port}/0" for port in proxy.ports]
+            delayed = caches_setting(urls[:4], urls[4])
+            setting.update((f"{row}, delayed", delayed[row]) for row in (RB, DJREDIS))
+        settings.configure(CACHES=setting, USE_TZ=True)
         django.setup()
         from django.core.cache import caches
 
@@ -191,12 +229,39 @@ def main(argv: list[str] | None = None) -> int:
             f"redis-py {redis.__version__} ({parser_name}), values {VALUE_SIZE} bytes, "
             f"medians in ms, all nodes on 127.0.0.1"
         )
+        floors = {
+            FLOOR4: RawMgetFloor([node.port for node in shard_nodes]),
+            FLOOR1: RawMgetFloor([single.port]),
+        }
         results = {
-            (op, n): measure_cell(caches, op, n, budget, passes, min_runs) for op, n in CELLS
+            (op, n): measure_cell(caches, ROWS, op, n, budget, passes, min_runs, floors)
+            for op, n in CELLS
         }
         print()
-        print_table(results)
+        print_table(results, (*ROWS, *FLOORS), CELLS)
         print()
+        for n in (1, 10, 100, 1000):
+            op = "get" if n == 1 else "get_many"
+            cell = results[(op, n)]
+            print(f"* {op}({n}): RBCache costs {cell[RB] / cell[FLOOR4]:.2f}x its floor "
+                  f"(4 nodes); django-redis {cell[DJREDIS] / cell[FLOOR1]:.2f}x its floor "
+                  f"(1 node); the 4-node floor is {cell[FLOOR4] / cell[FLOOR1]:.2f}x "
+                  "the 1-node floor")  # fmt: skip
+        print()
+        if proxy is not None:
+            print(f"Every node behind the delay proxy ({args.delay_us:g} µs each way):")
+            print()
+            delayed_results = {
+                (op, n): measure_cell(caches, DELAYED_ROWS, op, n, budget, passes, min_runs)
+                for op, n in DELAYED_CELLS
+            }
+            print_table(delayed_results, DELAYED_ROWS, DELAYED_CELLS)
+            print()
+            for op, n in DELAYED_CELLS:
+                cell = delayed_results[(op, n)]
+                ratio = cell[DELAYED_ROWS[1]] / cell[DELAYED_ROWS[0]]
+                print(f"* delayed {op}({n}): django-redis / RBCache {ratio:.2f}x")
+            print()
         missed = False
         for what, value, target, goal in ratios(results):
             ok = value >= target
@@ -205,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"* {what}: {value:.2f}x  ({wanted}: {'met' if ok else 'MISSED'})")
         return 1 if (missed and args.check) else 0
     finally:
+        for floor in floors.values():
+            floor.close()
+        if proxy is not None:
+            proxy.stop()
         registry.stop_all()
 
 

@@ -336,3 +336,42 @@ def test_threads_connecting_one_fresh_cluster_at_once(eight_nodes):
         assert values == [k.encode() for k in keys[: len(values)]]
     for host_id in cluster.hosts:  # every connection went back to its pool
         assert not cluster.get_pool_for_host(host_id)._in_use_connections
+
+
+def test_a_pooled_connection_holding_an_unread_reply_is_replaced(eight_nodes):
+    """The round takes idle connections without redis-py's per-checkout poll and checks them
+    all in one poll: one with data nobody read (a reply left behind) must not answer the
+    round's commands with it."""
+    cluster = Cluster([node.url() for node in eight_nodes[:4]])
+    fill(cluster, [f"left{i}" for i in range(20)])
+    for host_id in cluster.hosts:
+        pool = cluster.get_pool_for_host(host_id)
+        conn = pool.get_connection()
+        conn.send_command("ECHO", "left behind")  # its reply is never read
+        pool.release(conn)
+    time.sleep(0.05)  # the replies arrive
+    with cluster.map() as client:
+        values = [client.get(f"left{i}") for i in range(20)]
+    assert [p.value for p in values] == [f"left{i}".encode() for i in range(20)]
+    for host_id in cluster.hosts:
+        pool = cluster.get_pool_for_host(host_id)
+        assert not pool._in_use_connections and pool._created_connections == 1
+    cluster.disconnect_pools()
+
+
+@pytest.mark.parametrize("pool_cls", [redis.ConnectionPool, redis.BlockingConnectionPool])
+def test_pools_of_other_classes_serve_rounds(eight_nodes, pool_cls):
+    """``pool_cls`` as rb takes it: redis-py's own pools are used through their ordinary
+    checkout, connections connected by them and released to them."""
+    cluster = Cluster([node.url() for node in eight_nodes[:4]], pool_cls=pool_cls)
+    fill(cluster, [f"other{i}" for i in range(20)])
+    with cluster.map() as client:
+        values = [client.get(f"other{i}") for i in range(20)]
+    assert [p.value for p in values] == [f"other{i}".encode() for i in range(20)]
+    for host_id in cluster.hosts:
+        pool = cluster.get_pool_for_host(host_id)
+        assert type(pool) is pool_cls
+        conn = pool.get_connection()  # the round's connection, back in the pool and connected
+        assert conn._sock is not None
+        pool.release(conn)
+    cluster.disconnect_pools()

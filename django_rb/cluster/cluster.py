@@ -16,6 +16,7 @@ from .clients import FanoutClient, LocalClient, MapManager, MappingClient, Routi
 from .connections import TCPConnection, TLSConnection, UnixConnection
 from .errors import BadHostSetup, DuplicateHostId
 from .hosts import HostInfo, make_host, parse_hosts
+from .pool import ConnectionPool as EnginePool
 from .promise import Promise
 from .router import BaseRouter, PartitionRouter
 
@@ -51,7 +52,7 @@ class Cluster(AsyncClusterMixin):
         router_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._lock = threading.RLock()
-        self.pool_cls = pool_cls or ConnectionPool
+        self.pool_cls = pool_cls or EnginePool
         self.pool_options = {**DEFAULT_POOL_OPTIONS, **(pool_options or {})}
         protocol = self.pool_options.setdefault("protocol", 2)
         if str(protocol) != "2":

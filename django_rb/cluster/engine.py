@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import select
 import selectors
 import socket
 import ssl
@@ -27,12 +29,17 @@ from .connections import DEFERRED, LoginStep
 from .dial import Dial
 from .errors import HostConnectionError, HostTimeoutError
 from .hosts import HostInfo
+from .pool import ConnectionPool
 from .resp import ReplyError, new_reader
 
 READ_SIZE = 65536
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _OK = (b"OK", "OK")
 
+
+#: poll() reports a hang-up or an error as such: the read or write that follows finds out which
+_READABLE = select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLNVAL
+_WRITABLE = select.POLLOUT | select.POLLHUP | select.POLLERR | select.POLLNVAL
 
 _DIAL_ERRORS = (OSError, ValueError)  # ValueError: a socket closed under us, bad TLS options
 
@@ -43,7 +50,7 @@ class _Link:
 
     __slots__ = ("buffer", "host", "pool", "conn", "sock", "watched", "saved_timeout", "out",
                  "sent", "reader", "idle_timeout", "deadline", "connect_deadline", "events",
-                 "dial", "login", "fd")  # fmt: skip
+                 "dial", "login", "fd", "raw", "taken")  # fmt: skip
 
     def __init__(self, buffer: CommandBuffer, host: HostInfo, pool: Any, conn: Any) -> None:
         self.buffer = buffer
@@ -64,6 +71,11 @@ class _Link:
         self.dial: Dial | None = None
         self.login: list[LoginStep] = []  # login replies still owed, in order
         self.fd = -1  # the descriptor the selector watches for this link
+        #: the descriptor read and written directly (os.read/os.write), or -1: through the
+        #: socket object. A plain socket in timeout mode is non-blocking at the OS level
+        #: already, so the round needs no setblocking() there and back (two syscalls per host).
+        self.raw = -1
+        self.taken = False  # from ConnectionPool.take(): given back with give_back()
 
     @property
     def connecting(self) -> bool:
@@ -120,7 +132,7 @@ def run_round(
         deadline = time.monotonic() + timeout
     links: list[_Link] = []
     live: dict[int, _Link] = {}
-    selector = selectors.DefaultSelector()
+    poller = select.poll()  # unlike epoll, no descriptor to create and no syscall to register
     try:
         for buffer in buffers:
             if not buffer.has_queued:
@@ -136,50 +148,53 @@ def run_round(
                 late = HostTimeoutError("not sent: the round's timeout ran out earlier", host)
                 _settle_failure(buffer, late, errors)
                 continue
-            link = _open(buffer, host, get_pool, deadline, errors)
-            if link is None:
-                continue
-            links.append(link)
-            if link.dial is None:
+            link = _take(buffer, host, get_pool, errors)
+            if link is not None:
+                links.append(link)
+        _drop_stale(links)
+        for link in links:
+            if link.sock is None:
+                _start_dial(link, deadline, errors)
+            elif _prepare(link, errors):
                 _write(link, errors)  # pooled hosts are written before any reply is read
         now = time.monotonic()
         for link in links:
             if link.conn is not None:
-                _watch(selector, live, link, now, deadline, errors)
+                _watch(poller, live, link, now, deadline, errors)
         while live:
-            wait = _wait_time(live.values(), time.monotonic())
-            ready = selector.select(wait)
+            ready = poller.poll(_wait_ms(live.values(), time.monotonic()))
             now = time.monotonic()
-            for key, mask in ready:
-                link = key.data
+            for fd, mask in ready:
+                link = live.get(fd)
+                if link is None:
+                    continue
                 if link.dial is not None:
                     _advance_dial(link, errors)
-                elif mask & selectors.EVENT_WRITE and link.conn is not None:
+                elif mask & _WRITABLE and link.conn is not None:
                     _write(link, errors)
-                if mask & selectors.EVENT_READ and link.conn is not None and link.dial is None:
+                if mask & _READABLE and link.conn is not None and link.dial is None:
                     _read(link, errors)
-                _watch(selector, live, link, now, deadline, errors)
+                _watch(poller, live, link, now, deadline, errors)
             for link in [
                 lk for lk in live.values() if lk.deadline is not None and lk.deadline <= now
             ]:
                 _fail(link, _timeout_error(link, deadline), errors)
-                _watch(selector, live, link, now, deadline, errors)
+                _watch(poller, live, link, now, deadline, errors)
     finally:
-        selector.close()
         for link in links:  # an exception escaped (e.g. KeyboardInterrupt): leak nothing
             if link.conn is not None:
                 _fail(link, HostConnectionError("the round was interrupted", link.host), errors)
     return errors
 
 
-def _watch(selector: selectors.BaseSelector, live: dict[int, _Link], link: _Link, now: float,
+def _watch(poller: Any, live: dict[int, _Link], link: _Link, now: float,
            round_deadline: float | None, errors: RoundErrors) -> None:  # fmt: skip
-    """Keep the selector's view of a link current: what it waits for, on which socket, until
+    """Keep the poller's view of a link current: what it waits for, on which socket, until
     when; a link that is done or failed is forgotten."""
     if link.watched is not None and (link.conn is None or link.watched is not link.sock):
         live.pop(link.fd, None)
         try:
-            selector.unregister(link.fd)
+            poller.unregister(link.fd)
         except (KeyError, ValueError):
             pass
         link.watched = None
@@ -187,17 +202,16 @@ def _watch(selector: selectors.BaseSelector, live: dict[int, _Link], link: _Link
         return
     link.deadline = _next_deadline(link, now, round_deadline)
     if link.dial is not None:
-        wanted = link.dial.events
+        wanted = select.POLLOUT if link.dial.events == selectors.EVENT_WRITE else select.POLLIN
     else:
-        wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.out else 0)
+        wanted = select.POLLIN | select.POLLOUT if link.out else select.POLLIN
     if link.watched is not None and wanted == link.events:
         return
     try:
         fd = link.sock.fileno()
-        if link.watched is None:
-            selector.register(fd, wanted, link)
-        else:
-            selector.modify(fd, wanted, link)
+        if fd < 0:
+            raise OSError("the socket is closed")
+        poller.register(fd, wanted)  # registering again replaces the events
     except (ValueError, OSError, KeyError) as exc:  # closed under us by another thread
         _fail(link, HostConnectionError(f"connection unusable: {exc}", link.host), errors)
         link.watched = None
@@ -206,11 +220,12 @@ def _watch(selector: selectors.BaseSelector, live: dict[int, _Link], link: _Link
     live[fd] = link
 
 
-def _open(buffer: CommandBuffer, host: HostInfo, get_pool: Callable[[int], Any],
-          round_deadline: float | None, errors: RoundErrors) -> _Link | None:  # fmt: skip
+def _take(buffer: CommandBuffer, host: HostInfo, get_pool: Callable[[int], Any],
+          errors: RoundErrors) -> _Link | None:  # fmt: skip
+    """The host's connection for this round, or None (the buffer's promises are rejected)."""
     pool = get_pool(host.host_id)
     try:
-        conn = checkout(pool)
+        conn, taken = _checkout(pool)
     except RedisTimeoutError as exc:
         _settle_failure(buffer, HostTimeoutError(f"connect timed out ({exc})", host), errors)
         return None
@@ -224,27 +239,86 @@ def _open(buffer: CommandBuffer, host: HostInfo, get_pool: Callable[[int], Any],
         _settle_failure(buffer, exc, errors)
         return None
     link = _Link(buffer, host, pool, conn)
-    if link.sock is None:  # a new connection: connect it alongside the other hosts
-        limit = conn.socket_connect_timeout
-        connect_deadline = None if limit is None else time.monotonic() + limit
-        if round_deadline is not None:
-            connect_deadline = min(connect_deadline or round_deadline, round_deadline)
-        link.connect_deadline = connect_deadline
-        try:
-            link.dial = Dial(conn.new_socket(), conn.tls_context(), conn.tls_server_name())
-        except _DIAL_ERRORS as exc:
-            _fail(link, HostConnectionError(_connect_reason(exc), host), errors)
-            return None
-        link.sock = link.dial.sock
-        return link
-    try:
-        link.saved_timeout = link.sock.gettimeout()
-        link.sock.setblocking(False)
-    except Exception as exc:  # the socket was closed under us (another thread disconnected)
-        _fail(link, HostConnectionError(f"connection unusable: {exc}", host), errors)
-        return None
-    link.out = memoryview(buffer.encode())
+    link.taken = taken
     return link
+
+
+def _checkout(pool: Any) -> tuple[Any, bool]:
+    """A connection and whether it came from ``take()`` (unchecked for stale data, and given
+    back with ``give_back()``)."""
+    if isinstance(pool, ConnectionPool):
+        conn = pool.take()
+        if conn._sock is not None or _deferrable(conn):
+            return conn, True
+        pool.give_back(conn)  # a connection only redis-py knows how to connect
+    return checkout(pool), False
+
+
+def _deferrable(conn: Any) -> bool:
+    can_defer = getattr(conn, "can_defer", None)
+    return can_defer is not None and bool(can_defer())
+
+
+def _drop_stale(links: list[_Link]) -> None:
+    """One poll over every idle connection the round took: one that is readable before it
+    was sent anything holds stale data or was closed by the server, so it is disconnected
+    and connected afresh in the round (what redis-py's checkout does, one syscall per host)."""
+    poller = None
+    watched: dict[int, _Link] = {}
+    for link in links:
+        if link.taken and link.sock is not None:
+            try:
+                fd = link.sock.fileno()
+            except OSError:
+                fd = -1
+            if fd < 0:  # closed under us (another thread disconnected the pool)
+                link.conn.disconnect()
+                link.sock = None
+                continue
+            if poller is None:
+                poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            watched[fd] = link
+    if poller is None:
+        return
+    for fd, _events in poller.poll(0):
+        link = watched[fd]
+        link.conn.disconnect()
+        link.sock = None
+
+
+def _start_dial(link: _Link, round_deadline: float | None, errors: RoundErrors) -> None:
+    """A new connection: connect it alongside the other hosts (TCP, TLS, login)."""
+    conn = link.conn
+    limit = conn.socket_connect_timeout
+    connect_deadline = None if limit is None else time.monotonic() + limit
+    if round_deadline is not None:
+        connect_deadline = min(connect_deadline or round_deadline, round_deadline)
+    link.connect_deadline = connect_deadline
+    try:
+        link.dial = Dial(conn.new_socket(), conn.tls_context(), conn.tls_server_name())
+    except _DIAL_ERRORS as exc:
+        _fail(link, HostConnectionError(_connect_reason(exc), link.host), errors)
+        return
+    link.sock = link.dial.sock
+
+
+def _prepare(link: _Link, errors: RoundErrors) -> bool:
+    """A pooled connection: ready its socket for non-blocking I/O and encode the queue."""
+    sock = link.sock
+    try:
+        link.saved_timeout = sock.gettimeout()
+        if link.saved_timeout and type(sock) is socket.socket:
+            link.raw = sock.fileno()
+            if link.raw < 0:
+                raise OSError("the socket is closed")
+        else:
+            sock.setblocking(False)
+    except Exception as exc:  # the socket was closed under us (another thread disconnected)
+        _fail(link, HostConnectionError(f"connection unusable: {exc}", link.host), errors)
+        return False
+    link.out = memoryview(link.buffer.encode())
+    return True
 
 
 def _advance_dial(link: _Link, errors: RoundErrors) -> None:
@@ -281,9 +355,13 @@ def _advance_dial(link: _Link, errors: RoundErrors) -> None:
 
 def _write(link: _Link, errors: RoundErrors) -> None:
     out = link.out
+    raw = link.raw
     try:
         while link.sent < len(out):
-            link.sent += link.sock.send(out[link.sent :])
+            if raw >= 0:
+                link.sent += os.write(raw, out[link.sent :])
+            else:
+                link.sent += link.sock.send(out[link.sent :])
     except _WOULD_BLOCK:
         pass  # the kernel buffer is full: the selector says when it drains
     except OSError as exc:
@@ -294,10 +372,10 @@ def _write(link: _Link, errors: RoundErrors) -> None:
 
 
 def _read(link: _Link, errors: RoundErrors) -> None:
-    sock, reader, buffer = link.sock, link.reader, link.buffer
+    sock, reader, buffer, raw = link.sock, link.reader, link.buffer, link.raw
     try:
         while True:
-            data = sock.recv(READ_SIZE)
+            data = os.read(raw, READ_SIZE) if raw >= 0 else sock.recv(READ_SIZE)
             if not data:
                 _fail(link, HostConnectionError("connection closed by the server", link.host),
                       errors)  # fmt: skip
@@ -351,11 +429,19 @@ def _logged_in(link: _Link, reply: Any, errors: RoundErrors) -> bool:
 def _finish(link: _Link) -> None:
     """All replies are in: the connection goes back to its pool, clean and blocking again."""
     conn, link.conn = link.conn, None
-    try:
-        link.sock.settimeout(link.saved_timeout)
-    except OSError:  # closed under us after its last reply: the pool reconnects it
-        conn.disconnect()
-    link.pool.release(conn)
+    if link.raw < 0:  # else it never left timeout mode
+        try:
+            link.sock.settimeout(link.saved_timeout)
+        except OSError:  # closed under us after its last reply: the pool reconnects it
+            conn.disconnect()
+    _release(link, conn)
+
+
+def _release(link: _Link, conn: Any) -> None:
+    if link.taken:
+        link.pool.give_back(conn)
+    else:
+        link.pool.release(conn)
 
 
 def _fail(link: _Link, error: BaseException, errors: RoundErrors) -> None:
@@ -368,7 +454,7 @@ def _fail(link: _Link, error: BaseException, errors: RoundErrors) -> None:
         try:
             conn.disconnect()
         finally:
-            link.pool.release(conn)
+            _release(link, conn)
     _settle_failure(link.buffer, error, errors)
 
 
@@ -421,8 +507,9 @@ def _next_deadline(link: _Link, now: float, round_deadline: float | None) -> flo
     return min(idle, round_deadline)
 
 
-def _wait_time(links: Iterable[_Link], now: float) -> float | None:
+def _wait_ms(links: Iterable[_Link], now: float) -> float | None:
+    """How long poll() may wait, in its unit (milliseconds): until the nearest deadline."""
     deadlines = [link.deadline for link in links if link.deadline is not None]
     if not deadlines:
         return None
-    return max(0.0, min(deadlines) - now)
+    return max(0.0, min(deadlines) - now) * 1000.0

@@ -38,10 +38,7 @@ def run(cluster: Any, plan: Plan[T], timeout: float | None = None) -> T:
                 with cluster.fanout(timeout=timeout) as client:
                     pending = step(client)
             except HostError as error:
-                lost = pending.failure(error) if isinstance(pending, WriteLedger) else None
-                if lost is None:
-                    raise
-                raise lost from error
+                _raise_lost_writes(pending, error)
             step = plan.send(pending)
     except StopIteration as done:
         return done.value
@@ -57,13 +54,19 @@ async def arun(cluster: Any, plan: Plan[T], timeout: float | None = None) -> T:
                 async with cluster.afanout(timeout=timeout) as client:
                     pending = step(client)
             except HostError as error:
-                lost = pending.failure(error) if isinstance(pending, WriteLedger) else None
-                if lost is None:
-                    raise
-                raise lost from error
+                _raise_lost_writes(pending, error)
             step = plan.send(pending)
     except StopIteration as done:
         return done.value
+
+
+def _raise_lost_writes(pending: Any, error: HostError) -> None:
+    """A round failed on a node: for a write round, raise the report of the writes that did
+    not land (``TSDBWritesLost``); otherwise the node's error itself."""
+    lost = pending.failure(error) if isinstance(pending, WriteLedger) else None
+    if lost is None:
+        raise error
+    raise lost from error
 
 
 def one_round(queue: Round) -> Plan[None]:

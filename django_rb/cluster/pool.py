@@ -1,0 +1,56 @@
+"""The default connection pool: redis-py's, with a lean checkout for the engine's rounds.
+
+redis-py's ``get_connection()`` polls each connection it hands out for stale data and asks
+the OS for the process id, and ``release()`` asks again and does bookkeeping for RESP3
+features that django_rb never enables (it speaks RESP2 only): about five syscalls per host
+per round, more than the round's own send and receive. The engine takes connections with
+``take()`` instead and checks all of a round's idle connections for stale data in one poll
+(``engine.run_round``); everyone else (local and routing clients) uses the ordinary methods.
+Pools of other classes (``pool_cls``) are used through the ordinary methods only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from redis import ConnectionPool as RedisConnectionPool
+
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+class ConnectionPool(RedisConnectionPool):
+    """redis-py's ``ConnectionPool`` plus ``take()`` / ``give_back()`` for the engine."""
+
+    def take(self) -> Any:
+        """An idle connection (or a new, unconnected one), not yet checked for stale data:
+        the caller checks it, or gives it back disconnected."""
+        if self.pid != _pid:
+            self._checkpid()  # a forked child: redis-py resets the pool
+        with self._lock:
+            try:
+                connection = self._available_connections.pop()
+            except IndexError:
+                connection = self.make_connection()
+            self._in_use_connections.add(connection)
+        return connection
+
+    def give_back(self, connection: Any) -> None:
+        """Return a connection that ``take()`` handed out."""
+        if self.pid != _pid or connection.pid != self.pid:
+            self.release(connection)  # across a fork: redis-py's rules
+            return
+        with self._lock:
+            try:
+                self._in_use_connections.remove(connection)
+            except KeyError:
+                return  # not ours (the pool was reset meanwhile)
+            self._available_connections.append(connection)
