@@ -6,7 +6,6 @@ INFO commandstats (how many MGET/MSET/DEL each node served) and where each key l
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import types
 
@@ -318,7 +317,7 @@ def test_lock_lives_at_the_cache_key_on_its_node(cache, nodes):
 # -- async ------------------------------------------------------------------------------------
 
 
-def test_async_many_calls_are_one_round(cache, nodes):
+def test_async_many_calls_are_one_round(cache, nodes, arun):
     keys = [f"a{i}" for i in range(100)]
 
     async def scenario():
@@ -344,7 +343,7 @@ def test_async_many_calls_are_one_round(cache, nodes):
         assert await cache.aclear() is True
         assert await cache.aget_many(keys) == {}
 
-    asyncio.run(scenario())
+    arun(scenario())
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -490,7 +489,7 @@ def test_single_key_warnings_are_djangos_and_a_subclass_validate_key_still_runs(
     assert seen == [strict.make_key("plain")] * 2
 
 
-def test_get_many_of_a_few_keys_on_one_node_is_one_mget_there(nodes):
+def test_get_many_of_a_few_keys_on_one_node_is_one_mget_there(nodes, arun):
     cache = make_cache(nodes)
     route = cache.cluster.get_router().get_host_for_key
     by_host = {}
@@ -502,7 +501,7 @@ def test_get_many_of_a_few_keys_on_one_node_is_one_mget_there(nodes):
     assert cache.get_many([a, b, a]) == {a: "A", b: 2}
     assert cache.get_many([a, "missing-on-some-node"]) == {a: "A"}  # maybe two nodes: a round
     assert calls(nodes[host], "mget") >= 1
-    assert asyncio.run(cache.aget_many([b, a])) == {a: "A", b: 2}
+    assert arun(cache.aget_many([b, a])) == {a: "A", b: 2}
     ignoring = make_cache(nodes, OPTIONS={"IGNORE_EXCEPTIONS": True, "LOG_IGNORED_EXCEPTIONS": False,
                                           "SOCKET_TIMEOUT": 0.5})  # fmt: skip
     nodes[host].stop()
