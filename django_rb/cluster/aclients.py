@@ -71,6 +71,10 @@ class _AsyncRounds:
         if errors.first is not None:
             raise errors.first
 
+    async def aprepare(self, deadline: float | None) -> None:
+        """At the start of the block: what must be read before commands can be routed (a
+        Redis Cluster's slot map, the first time), awaited rather than read blocking later."""
+
     async def _arun_buffers(self, buffers: list[CommandBuffer], deadline: float | None) -> None:
         """One round (a Redis Cluster's clients follow its redirects here too)."""
         cluster = self._cluster
@@ -110,6 +114,7 @@ class AMapManager:
     async def __aenter__(self) -> Any:
         if self.timeout is not None:
             self.deadline = time.monotonic() + self.timeout
+        await self.client.aprepare(self.deadline)
         return self.client
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
