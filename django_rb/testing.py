@@ -272,6 +272,13 @@ class RedisNode:
         except ProcessLookupError:
             pass
 
+    def kill(self) -> None:
+        """SIGKILL the server: it dies at once, with no shutdown (no last sync to replicas)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
     def pause(self) -> None:
         """SIGSTOP the server: it keeps its sockets but answers nothing (a stalled node)."""
         if self.process is not None:
