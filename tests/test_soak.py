@@ -1,7 +1,7 @@
 """Bounded soaks: 100,000 mixed cache / rate limit / tsdb operations from 4 threads while nodes
 fail under them. On 4 rb-style nodes of their own one node is restarted and another stalled for
 a second; on a Redis Cluster (3 masters, one with a replica) a master is killed and its replica
-takes over (CLUSTER FAILOVER TAKEOVER).
+takes over (CLUSTER FAILOVER TAKEOVER), and later another master is stalled for a second.
 
 An operation is one cache key read or written, one rate-limit check or one tsdb increment;
 about a fifth of the calls are batches of up to 10 (``get_many``, ``set_many``, ``consume_many``,
