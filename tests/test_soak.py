@@ -298,6 +298,14 @@ def check_counters(
         assert sum(n for c, n in kept.items() if fault[c] == name) > 0, name
 
 
+def check_cache(apps: Apps) -> None:
+    """Every key on a node that stayed up reads the value written (each was written many
+    times, and every write is the same value)."""
+    stable = [key for key in CACHE_KEYS if not apps.faulty_cache_key(key)]
+    assert len(stable) > len(CACHE_KEYS) // 5
+    assert apps.cache.get_many(stable) == {key: value_of(key) for key in stable}
+
+
 def make_apps(cache: RBCache, cluster: Any, fault_of: Callable[[str], str]) -> Apps:
     @ratelimit(rate="200/s", group="soak", key="ip")
     def view(request: HttpRequest) -> HttpResponse:
@@ -370,6 +378,7 @@ def test_soak_with_a_restart_and_a_stall(soak: list[Any]) -> None:
     assert at_resume < OPERATIONS  # both faults happened while the threads were running
 
     check_counters(run, fault_of, lambda fault, w: fault == "stalled" or w.start > back)
+    check_cache(apps)
     assert_nothing_leaked(pool_sizes(cache.cluster, cluster), fds_warm, pools_warm)
     assert elapsed < 240
 
@@ -432,6 +441,7 @@ def test_soak_on_redis_cluster_with_a_failover(settings: Any, redis_cluster_node
         return fault == "stalled" or write.end < checkpoint or write.start > killed
 
     check_counters(run, fault_of, keeps)
+    check_cache(apps)
     assert f"127.0.0.1:{master.port}" not in cluster.hosts
     assert f"127.0.0.1:{replica.port}" in cluster.hosts
     hosts = sorted({*masters_warm, *cluster.hosts})
