@@ -225,3 +225,41 @@ def test_registered_scripts_run_on_the_slot_master(redis_cluster, shared_redis_c
     assert [p.value for p in others] == list(range(20))
     routed = redis_cluster.get_routing_client().register_script(body)
     assert routed(keys=["{s}:a", "{s}:b"], args=[2]) == 7
+
+
+def test_a_cluster_behind_tls_and_acl_logins_works_end_to_end(redis_cluster_nodes, arun):
+    """rediss:// seeds with an ACL user: every node found (and a MOVED's new owner, and the
+    slot-map reads on both engines) gets the seed's TLS settings and login."""
+    setup = redis_cluster_nodes(3, 0, password="n0de-secret", tls=True, users={"app": "app-pw"})
+    cluster = RedisCluster([setup.masters[0].url(username="app")])
+    keys = [f"secure{i}" for i in range(100)]
+    try:
+        with cluster.map() as client:
+            written = [client.set(key, key) for key in keys]
+        assert all(p.value is True for p in written)
+        assert sorted(port_of(name) for name in cluster.hosts) == sorted(
+            node.port for node in setup.masters
+        )
+        slot = key_slot(b"tlsmove")
+        target = next(m for m in setup.masters if m is not setup.node_of_slot(slot))
+        setup.start_migration(slot, target)
+        setup.finish_migration(slot, target)  # an empty slot: nothing to move, MOVED from now
+        with cluster.map() as client:
+            moved = client.set("{tlsmove}:k", "v")
+            read = [client.get(key) for key in keys]
+        assert moved.value is True and setup.client(target).get("{tlsmove}:k") == b"v"
+        assert [p.value for p in read] == [k.encode() for k in keys]
+        assert cluster.get_local_client_for_key("secure1").get("secure1") == b"secure1"
+
+        async def main():
+            fresh = RedisCluster([setup.masters[1].url(username="app")])
+            try:
+                async with fresh.amap() as client:  # its first map read on the loop, over TLS
+                    return [client.get(key) for key in keys]
+            finally:
+                await fresh.adisconnect_pools()
+
+        assert [p.value for p in arun(main())] == [k.encode() for k in keys]
+        assert "app-pw" not in repr(cluster) and "app-pw" not in repr(cluster.nodes)
+    finally:
+        cluster.disconnect_pools()

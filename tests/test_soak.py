@@ -1,10 +1,10 @@
 """Bounded soaks: 100,000 mixed cache / rate limit / tsdb operations from 4 threads while nodes
 fail under them. On 4 rb-style nodes of their own one node is restarted and another stalled for
 a second; on a Redis Cluster (3 masters, one with a replica) a master is killed and its replica
-takes over (CLUSTER FAILOVER TAKEOVER).
+takes over (CLUSTER FAILOVER TAKEOVER), and later another master is stalled for a second.
 
 An operation is one cache key read or written, one rate-limit check or one tsdb increment;
-about a fifth of the calls are batches of 10 (``get_many``, ``set_many``, ``consume_many``,
+about a fifth of the calls are batches of up to 10 (``get_many``, ``set_many``, ``consume_many``,
 ``incr_multi``), which makes 100,000 operations about 33,500 calls.
 
 What must hold: the fail-open paths (cache with IGNORE_EXCEPTIONS, a FAIL_OPEN rate-limited view)
@@ -121,12 +121,14 @@ class Worker(threading.Thread):
         self.apps, self.share = apps, share
         self.writes: list[Write] = []
         self.surprises: list[str] = []
-        self.calls = 0
+        self.calls = self.operations = 0
+        self.batch = BATCH  # the last batches shrink so that the share comes out exact
         self.base = int(time.time()) - 30
 
     def run(self) -> None:
         done = 0
         while done < self.share:
+            self.batch = min(BATCH, self.share - done)
             try:
                 ops = self.step()
             except Exception as error:  # noqa: BLE001  (anything raised is a finding)
@@ -135,6 +137,7 @@ class Worker(threading.Thread):
             done += ops
             self.calls += 1
             self.apps.done[0] += ops  # a race on += only ever undercounts: fine here
+        self.operations = done
 
     def step(self) -> int:
         """One call of the mix; returns how many operations it made."""
@@ -150,32 +153,32 @@ class Worker(threading.Thread):
                 self.surprises.append(f"{key} read {got!r}")
         elif roll < 0.41:
             self.get_many()
-            return BATCH
+            return self.batch
         elif roll < 0.45:
             self.set_many()
-            return BATCH
+            return self.batch
         elif roll < 0.65:
             status = self.apps.view(self.request()).status_code
             if status not in (200, 429):
                 self.surprises.append(f"rate-limited view answered {status}")
         elif roll < 0.68:
             self.consume_many()
-            return BATCH
+            return self.batch
         elif roll < 0.92:
             self.incr([rng.choice(TSDB_KEYS)])
         else:
-            self.incr(rng.sample(TSDB_KEYS, BATCH))
-            return BATCH
+            self.incr(rng.sample(TSDB_KEYS, self.batch))
+            return self.batch
         return 1
 
     def get_many(self) -> None:
-        keys = self.rng.sample(CACHE_KEYS, BATCH)
+        keys = self.rng.sample(CACHE_KEYS, self.batch)
         for key, got in self.apps.cache.get_many(keys).items():
             if got != value_of(key):
                 self.surprises.append(f"{key} read {got!r} in get_many")
 
     def set_many(self) -> None:
-        keys = self.rng.sample(CACHE_KEYS, BATCH)
+        keys = self.rng.sample(CACHE_KEYS, self.batch)
         failed = self.apps.cache.set_many({key: value_of(key) for key in keys})
         healthy = [k for k in failed if k not in keys or not self.apps.faulty_cache_key(k)]
         if healthy:
@@ -183,7 +186,7 @@ class Worker(threading.Thread):
 
     def consume_many(self) -> None:
         limiter = self.apps.limiter
-        buckets = self.rng.sample(BUCKETS, BATCH)
+        buckets = self.rng.sample(BUCKETS, self.batch)
         try:
             decisions = limiter.consume_many([(bucket, "500/s") for bucket in buckets])
         except LimiterUnavailable as unavailable:
@@ -194,8 +197,8 @@ class Worker(threading.Thread):
             if healthy:
                 self.surprises.append(f"limits of healthy nodes undecided {healthy}")
             return
-        if len(decisions) != BATCH:
-            self.surprises.append(f"{len(decisions)} decisions for {BATCH} limits")
+        if len(decisions) != len(buckets):
+            self.surprises.append(f"{len(decisions)} decisions for {len(buckets)} limits")
 
     def request(self) -> HttpRequest:
         return factory.get(
@@ -248,6 +251,7 @@ class Soak:
         assert not any(w.is_alive() for w in self.workers), "a worker hung"
         surprises = [s for w in self.workers for s in w.surprises]
         assert surprises == [], surprises[:10]
+        assert sum(w.operations for w in self.workers) == OPERATIONS
         return time.monotonic() - self.started
 
     @property
@@ -292,6 +296,14 @@ def check_counters(
     assert outside == {}, list(outside.items())[:5]  # cell: (must keep, read, sent)
     for name in set(fault.values()) - {""}:  # each faulty node kept some confirmed writes
         assert sum(n for c, n in kept.items() if fault[c] == name) > 0, name
+
+
+def check_cache(apps: Apps) -> None:
+    """Every key on a node that stayed up reads the value written (each was written many
+    times, and every write is the same value)."""
+    stable = [key for key in CACHE_KEYS if not apps.faulty_cache_key(key)]
+    assert len(stable) > len(CACHE_KEYS) // 5
+    assert apps.cache.get_many(stable) == {key: value_of(key) for key in stable}
 
 
 def make_apps(cache: RBCache, cluster: Any, fault_of: Callable[[str], str]) -> Apps:
@@ -366,6 +378,7 @@ def test_soak_with_a_restart_and_a_stall(soak: list[Any]) -> None:
     assert at_resume < OPERATIONS  # both faults happened while the threads were running
 
     check_counters(run, fault_of, lambda fault, w: fault == "stalled" or w.start > back)
+    check_cache(apps)
     assert_nothing_leaked(pool_sizes(cache.cluster, cluster), fds_warm, pools_warm)
     assert elapsed < 240
 
@@ -428,6 +441,7 @@ def test_soak_on_redis_cluster_with_a_failover(settings: Any, redis_cluster_node
         return fault == "stalled" or write.end < checkpoint or write.start > killed
 
     check_counters(run, fault_of, keeps)
+    check_cache(apps)
     assert f"127.0.0.1:{master.port}" not in cluster.hosts
     assert f"127.0.0.1:{replica.port}" in cluster.hosts
     hosts = sorted({*masters_warm, *cluster.hosts})

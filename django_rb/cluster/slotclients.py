@@ -211,8 +211,9 @@ class SlotMappingClient(_SlotRounds, MappingClient):  # type: ignore[misc]
         return self._slot_buffer(slot, readonly).enqueue(args, options)
 
     def get(self, name: Any) -> Promise:  # type: ignore[override]
-        """GET, folded with neighbours of the same slot into one MGET (``_slot_buffer``
-        inlined: 1,000 random keys are ~1,000 slots, so this is the per-command path)."""
+        """GET, folded with neighbours of the same slot into one MGET (``_slot_buffer`` and
+        the plain case of ``SlotBuffer.add_to_run`` inlined: 1,000 random keys are ~1,000
+        slots, so this is the per-command path)."""
         data = name.encode() if type(name) is str and self._plain_utf8 else self._key_bytes(name)
         slot = key_slot(data)
         buffer: Any
@@ -220,13 +221,19 @@ class SlotMappingClient(_SlotRounds, MappingClient):  # type: ignore[misc]
             buffer = self._slot_buffer(slot, True)
         else:
             cluster = self._cluster
-            host_id = cluster.slot_map.owners[slot] or cluster.any_master()
+            host_id = (cluster._slot_map or cluster.slot_map).owners[slot] or cluster.any_master()
             buffer = self._buffers.get(host_id) or self._buffer(host_id)
             if slot != buffer.tail_slot:  # SlotBuffer.for_slot, inlined
                 buffer.tail_run = None
                 buffer.tail_slot = slot
         promise = Promise()
-        buffer.add_to_run(GETS, (data,), promise)
+        single = buffer._tail_single
+        if buffer.tail_run is None and (single is None or single[1] != slot) and buffer.auto_batch:
+            entry = ("GET", (b"GET", data), None, promise)  # no neighbour of its slot to join
+            buffer.queue.append(entry)
+            buffer._tail_single = (entry, slot)
+        else:
+            buffer.add_to_run(GETS, (data,), promise)
         return promise
 
     def _add_to_run(self, kind: int, name: Any, data: bytes, args: tuple) -> Promise:
