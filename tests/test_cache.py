@@ -290,6 +290,27 @@ def test_glob_characters_in_the_prefix_match_only_themselves(nodes):
     assert len(lookalike2.get_many([f"k{i}" for i in range(30)])) == 30
 
 
+def test_async_scans_find_and_delete_what_the_sync_ones_do(cache, arun):
+    # no node fixture: the same test runs on a Redis Cluster (test_rediscluster_apps)
+    cache.set_many({f"s:{i}": i for i in range(60)} | {"other": 1})
+    cache.set("s:old", 1, version=3)
+
+    async def scans():
+        walked = [key async for key in cache.aiter_keys("s:*", itersize=5)]
+        return walked, await cache.akeys("s:*", version=3), await cache.akeys("s:1*")
+
+    walked, old, ones = arun(scans())
+    assert (
+        sorted(walked)
+        == sorted(cache.iter_keys("s:*", itersize=5))
+        == sorted(f"s:{i}" for i in range(60))
+    )
+    assert old == ["s:old"] and sorted(ones) == sorted(cache.keys("s:1*"))
+    assert cache.delete_pattern("s:1*") == 11
+    assert arun(cache.adelete_pattern("s:*", itersize=7)) == 49
+    assert cache.keys("s:*") == [] and cache.get("other") == 1 and cache.keys("s:*", version=3)
+
+
 def test_delete_pattern_counts_and_respects_version(nodes):
     cache = make_cache(nodes, VERSION=2)
     cache.set_many({f"s:{i}": i for i in range(120)})

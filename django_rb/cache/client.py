@@ -594,17 +594,30 @@ class RBCacheClient:
 
     def delete_found_plan(self, found: Mapping[int, list[bytes]]) -> RoundPlan:
         """Delete keys where SCAN found them (``{host_id: keys}``, which after a node was
-        added is not always where they route now); reads as how many were deleted."""
-        promises: dict[int, Any] = {}
+        added is not always where they route now): one DEL per node, or per slot on a Redis
+        Cluster; reads as how many were deleted."""
+        promises: list[tuple[int, Any]] = []
+        # on a Redis Cluster one DEL may name keys of one slot only
+        slot_of = getattr(self.cluster.get_router(), "get_batch_for_key", None)
 
         def queue(c: Any) -> None:
             for host_id, keys in found.items():
-                promises[host_id] = c.target([host_id]).delete(*keys)
+                groups: Iterable[list[bytes]] = [keys]
+                if slot_of is not None:
+                    by_slot: dict[Any, list[bytes]] = {}
+                    for key in keys:
+                        by_slot.setdefault(slot_of(key)[1], []).append(key)
+                    groups = by_slot.values()
+                for group in groups:
+                    promises.append((host_id, c.target([host_id]).delete(*group)))
+
+        def sent() -> list[Any]:
+            return [promise for _, promise in promises]
 
         def read() -> int:
-            return sum(_per_host(p.value, h) for h, p in promises.items() if p.is_resolved)
+            return sum(_per_host(p.value, h) for h, p in promises if p.is_resolved)
 
-        return RoundPlan(queue, promises.values, read, "fanout", hosts=list(found))
+        return RoundPlan(queue, sent, read, "fanout", hosts=list(found))
 
     def delete_found(self, found: Mapping[int, list[bytes]]) -> int:
         return self._run(self.delete_found_plan(found))
