@@ -55,6 +55,21 @@ def test_amap_routes_by_slot_and_aall_reaches_the_masters(cluster, reshaped, aru
         assert reshaped.client(node).get(key) == key.encode()
 
 
+def test_max_concurrency_window_on_a_redis_cluster(cluster, arun):
+    keys = [f"w:{i}" for i in range(30)]  # over every master, the block coming back to each
+
+    async def main():
+        async with cluster.amap(max_concurrency=1) as client:
+            sets = [client.set(key, "a") for key in keys]
+            appends = [client.append(key, "b") for key in keys]
+        async with cluster.amap(max_concurrency=2) as client:
+            return [p.value for p in sets + appends], [client.get(key) for key in keys]
+
+    written, read = arun(main())
+    assert written == [True] * 30 + [2] * 30
+    assert [p.value for p in read] == [b"ab"] * 30
+
+
 def test_moved_slot_is_followed_inside_the_async_block(cluster, reshaped, arun):
     keys = tagged("moved", 30)
     slot = key_slot(b"moved")

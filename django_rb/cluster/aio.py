@@ -251,7 +251,8 @@ async def _arun_window(
                 await arun_round([chain.popleft()], hosts, get_pool, deadline, errors)
 
     loop = asyncio.get_running_loop()
-    tasks = [loop.create_task(slot()) for _ in range(min(limit, len(waiting)))]
+    # (a cap below 1 means one host at a time, as in map(), which flushes before each new host)
+    tasks = [loop.create_task(slot()) for _ in range(max(1, min(limit, len(waiting))))]
     try:
         await asyncio.gather(*tasks)
     except BaseException:
