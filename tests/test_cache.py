@@ -6,7 +6,6 @@ INFO commandstats (how many MGET/MSET/DEL each node served) and where each key l
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import types
 
@@ -291,6 +290,27 @@ def test_glob_characters_in_the_prefix_match_only_themselves(nodes):
     assert len(lookalike2.get_many([f"k{i}" for i in range(30)])) == 30
 
 
+def test_async_scans_find_and_delete_what_the_sync_ones_do(cache, arun):
+    # no node fixture: the same test runs on a Redis Cluster (test_rediscluster_apps)
+    cache.set_many({f"s:{i}": i for i in range(60)} | {"other": 1})
+    cache.set("s:old", 1, version=3)
+
+    async def scans():
+        walked = [key async for key in cache.aiter_keys("s:*", itersize=5)]
+        return walked, await cache.akeys("s:*", version=3), await cache.akeys("s:1*")
+
+    walked, old, ones = arun(scans())
+    assert (
+        sorted(walked)
+        == sorted(cache.iter_keys("s:*", itersize=5))
+        == sorted(f"s:{i}" for i in range(60))
+    )
+    assert old == ["s:old"] and sorted(ones) == sorted(cache.keys("s:1*"))
+    assert cache.delete_pattern("s:1*") == 11
+    assert arun(cache.adelete_pattern("s:*", itersize=7)) == 49
+    assert cache.keys("s:*") == [] and cache.get("other") == 1 and cache.keys("s:*", version=3)
+
+
 def test_delete_pattern_counts_and_respects_version(nodes):
     cache = make_cache(nodes, VERSION=2)
     cache.set_many({f"s:{i}": i for i in range(120)})
@@ -318,7 +338,7 @@ def test_lock_lives_at_the_cache_key_on_its_node(cache, nodes):
 # -- async ------------------------------------------------------------------------------------
 
 
-def test_async_many_calls_are_one_round(cache, nodes):
+def test_async_many_calls_are_one_round(cache, nodes, arun):
     keys = [f"a{i}" for i in range(100)]
 
     async def scenario():
@@ -344,7 +364,7 @@ def test_async_many_calls_are_one_round(cache, nodes):
         assert await cache.aclear() is True
         assert await cache.aget_many(keys) == {}
 
-    asyncio.run(scenario())
+    arun(scenario())
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -490,7 +510,7 @@ def test_single_key_warnings_are_djangos_and_a_subclass_validate_key_still_runs(
     assert seen == [strict.make_key("plain")] * 2
 
 
-def test_get_many_of_a_few_keys_on_one_node_is_one_mget_there(nodes):
+def test_get_many_of_a_few_keys_on_one_node_is_one_mget_there(nodes, arun):
     cache = make_cache(nodes)
     route = cache.cluster.get_router().get_host_for_key
     by_host = {}
@@ -502,7 +522,7 @@ def test_get_many_of_a_few_keys_on_one_node_is_one_mget_there(nodes):
     assert cache.get_many([a, b, a]) == {a: "A", b: 2}
     assert cache.get_many([a, "missing-on-some-node"]) == {a: "A"}  # maybe two nodes: a round
     assert calls(nodes[host], "mget") >= 1
-    assert asyncio.run(cache.aget_many([b, a])) == {a: "A", b: 2}
+    assert arun(cache.aget_many([b, a])) == {a: "A", b: 2}
     ignoring = make_cache(nodes, OPTIONS={"IGNORE_EXCEPTIONS": True, "LOG_IGNORED_EXCEPTIONS": False,
                                           "SOCKET_TIMEOUT": 0.5})  # fmt: skip
     nodes[host].stop()

@@ -1,5 +1,6 @@
 """RBCache's async methods: native on the asyncio engine (no thread hop), the same results as
-their sync twins, one round per *_many call, a dead node under IGNORE_EXCEPTIONS, async views."""
+their sync twins, one round per *_many call, SCAN, a dead node under IGNORE_EXCEPTIONS, async
+views; each test on asyncio's loop and on uvloop's."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def no_thread_hops(monkeypatch):
     monkeypatch.setattr(asgiref.sync.SyncToAsync, "__call__", refuse)
 
 
-def scenario(cache, prefix, sync):
+def scenario(cache, prefix, sync, arun):
     """The same operations, as a list of results, through the sync or the async methods."""
 
     async def run():
@@ -94,19 +95,19 @@ def scenario(cache, prefix, sync):
         await call("get", f"{prefix}z")
         return results
 
-    return asyncio.run(run())
+    return arun(run())
 
 
-def test_async_methods_give_the_sync_results(cache, no_thread_hops):
-    sync_results = scenario(cache, "s:", sync=True)
+def test_async_methods_give_the_sync_results(cache, no_thread_hops, arun):
+    sync_results = scenario(cache, "s:", sync=True, arun=arun)
     cache.clear()
-    async_results = scenario(cache, "s:", sync=False)
+    async_results = scenario(cache, "s:", sync=False, arun=arun)
     assert async_results == sync_results
     assert ("incr", "ValueError") in async_results  # a missing key, in Django's words
     assert dict(async_results)["ttl"] is None  # after the persists, no expiry
 
 
-def test_aget_many_is_one_round_per_node(cache, nodes, no_thread_hops):
+def test_aget_many_is_one_round_per_node(cache, nodes, no_thread_hops, arun):
     owners = keys_per_host(cache.cluster, 5, stored=cache.make_key)
     keys = [key for ks in owners.values() for key in ks]
     for node in nodes:
@@ -116,13 +117,13 @@ def test_aget_many_is_one_round_per_node(cache, nodes, no_thread_hops):
         assert await cache.aset_many({key: key for key in keys}, timeout=None) == []
         return await cache.aget_many(keys)
 
-    assert asyncio.run(run()) == {key: key for key in keys}
+    assert arun(run()) == {key: key for key in keys}
     for node in nodes:
         stats = redis.Redis(port=node.port).info("commandstats")
         assert stats["cmdstat_mget"]["calls"] == 1 and stats["cmdstat_mset"]["calls"] == 1
 
 
-def test_two_hundred_concurrent_calls(cache, no_thread_hops):
+def test_two_hundred_concurrent_calls(cache, no_thread_hops, arun):
     cache.set_many({f"c{i}": i for i in range(40)})
 
     async def one(n):
@@ -133,11 +134,52 @@ def test_two_hundred_concurrent_calls(cache, no_thread_hops):
     async def run():
         return await asyncio.gather(*(one(n) for n in range(200)))
 
-    for n, got in enumerate(asyncio.run(run())):
+    for n, got in enumerate(arun(run())):
         assert got == {f"c{(n + i) % 40}": (n + i) % 40 for i in range(20)}
 
 
-def test_aclear_and_a_dead_node_with_ignore_exceptions(nodes, no_thread_hops):
+def test_scan_methods_run_natively_with_the_sync_results(cache, nodes, no_thread_hops, arun):
+    owners = keys_per_host(cache.cluster, 40, stored=lambda k: cache.make_key(f"u:{k}"))
+    users = [f"u:{key}" for ks in owners.values() for key in ks]
+    cache.set_many({key: 1 for key in users})
+    cache.set_many({"other:1": 1, "u*[x]": 1})
+    cache.set("u:old", 1, version=7)
+    for node in nodes:
+        redis.Redis(port=node.port).config_resetstat()
+
+    async def run():
+        listed = await cache.akeys("u:*")
+        walked = [key async for key in cache.aiter_keys("u:*", itersize=7)]
+        glob = await cache.akeys("u\\*\\[x]")
+        versioned = await cache.akeys("u:*", version=7)
+        deleted = await cache.adelete_pattern("u:*", itersize=5)
+        return listed, walked, glob, versioned, deleted, await cache.akeys("u:*")
+
+    sync = sorted(cache.keys("u:*")), sorted(cache.iter_keys("u:*", itersize=7))
+    listed, walked, glob, versioned, deleted, after = arun(run())
+    assert sorted(listed) == sorted(walked) == sync[0] == sync[1] == sorted(users)
+    assert glob == ["u*[x]"] and versioned == ["u:old"]
+    assert deleted == len(users) and after == []
+    assert cache.get("other:1") == 1 and cache.get("u:old", version=7) == 1
+    scans = [redis.Redis(port=n.port).info("commandstats")["cmdstat_scan"]["calls"] for n in nodes]
+    assert min(scans) >= 6  # itersize 7 over 40 keys a node: several SCAN steps on every node
+
+
+def test_scan_methods_with_a_dead_node(nodes, no_thread_hops, arun):
+    ignoring = make_cache(
+        nodes, OPTIONS={"IGNORE_EXCEPTIONS": True, "LOG_IGNORED_EXCEPTIONS": False}
+    )
+    owners = keys_per_host(ignoring.cluster, 4, stored=ignoring.make_key)
+    ignoring.set_many({key: 1 for ks in owners.values() for key in ks})
+    nodes[1].stop()
+    alive = sorted(key for host, ks in owners.items() if host != 1 for key in ks)
+    assert sorted(arun(ignoring.akeys("*"))) == sorted(ignoring.keys("*")) == alive
+    assert arun(ignoring.adelete_pattern("*")) == len(alive)
+    with pytest.raises(redis.ConnectionError):
+        arun(make_cache(nodes).akeys("*"))
+
+
+def test_aclear_and_a_dead_node_with_ignore_exceptions(nodes, no_thread_hops, arun):
     cache = make_cache(nodes, OPTIONS={"IGNORE_EXCEPTIONS": True, "LOG_IGNORED_EXCEPTIONS": False})
     owners = keys_per_host(cache.cluster, 3, stored=cache.make_key)
     keys = [key for ks in owners.values() for key in ks]
@@ -149,19 +191,19 @@ def test_aclear_and_a_dead_node_with_ignore_exceptions(nodes, no_thread_hops):
         failed = await cache.aset_many({key: 2 for key in keys})
         return found, failed, await cache.aget(owners[2][0], "d"), await cache.aset(owners[2][0], 1)
 
-    found, failed, missing, stored = asyncio.run(run())
+    found, failed, missing, stored = arun(run())
     assert set(found) == set(keys) - set(owners[2])
     assert sorted(failed) == sorted(owners[2])
     assert missing == "d" and stored is False
-    assert asyncio.run(cache.aclear()) is False  # a node could not be flushed
+    assert arun(cache.aclear()) is False  # a node could not be flushed
 
 
-def test_a_dead_node_without_ignore_exceptions_raises(cache, nodes):
+def test_a_dead_node_without_ignore_exceptions_raises(cache, nodes, arun):
     nodes[1].stop()
     owners = keys_per_host(cache.cluster, 1, stored=cache.make_key)
     with pytest.raises(redis.ConnectionError):
-        asyncio.run(cache.aget(owners[1][0]))
-    assert asyncio.run(cache.aget(owners[0][0], "ok")) == "ok"
+        arun(cache.aget(owners[1][0]))
+    assert arun(cache.aget(owners[0][0], "ok")) == "ok"
 
 
 # -- async views ------------------------------------------------------------------------------
@@ -180,7 +222,7 @@ async def hits_view(request, page):
 urlpatterns = [path("hits/<str:page>", hits_view)]
 
 
-def test_async_views_with_async_client(nodes, no_thread_hops):
+def test_async_views_with_async_client(nodes, no_thread_hops, arun):
     caches_setting = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         "rb": {
@@ -200,7 +242,7 @@ def test_async_views_with_async_client(nodes, no_thread_hops):
         return bodies, sorted(json.loads(r.content)["hits"] for r in together)
 
     with override_settings(CACHES=caches_setting, ROOT_URLCONF=__name__):
-        bodies, concurrent_hits = asyncio.run(run())
+        bodies, concurrent_hits = arun(run())
     assert [b["hits"] for b in bodies] == [1, 2, 1]
     assert bodies[-1]["pages"] == {"hits:a": 2, "hits:b": 1}
     assert concurrent_hits == list(range(1, 21))  # atomic on the node, no lost update

@@ -7,7 +7,6 @@ when their keys share a node and otherwise raise KeysOnSeveralNodes before sendi
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import time
 
@@ -230,7 +229,7 @@ def test_get_client_is_the_keys_node(cache, nodes):
             get_client("default", "where")
 
 
-def test_async_twins_answer_like_the_sync_methods(cache):
+def test_async_twins_answer_like_the_sync_methods(cache, arun):
     async def scenario():
         assert await cache.aset("a", 1, nx=True) is True
         assert await cache.aset("a", 2, nx=True) is False
@@ -253,7 +252,7 @@ def test_async_twins_answer_like_the_sync_methods(cache):
         assert await cache.adelete_pattern("*") == 5
         assert await cache.akeys("*") == []
 
-    asyncio.run(scenario())
+    arun(scenario())
 
 
 def test_a_dead_node_with_ignore_exceptions_gives_empty_answers(redis_nodes):

@@ -5,7 +5,6 @@ The nodes have a password, so that every message and log line can be checked for
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -361,7 +360,7 @@ def test_stalled_node_without_ignore_exceptions_raises_timeouts_from_scans_and_c
         nodes[0].resume()
 
 
-def test_dead_node_with_ignore_exceptions_plain_mset_path(nodes):
+def test_dead_node_with_ignore_exceptions_plain_mset_path(nodes, arun):
     cache = make_cache(nodes, IGNORE_EXCEPTIONS=True, LOG_IGNORED_EXCEPTIONS=False)
     by_node = keys_by_node(cache, 5)
     nodes[2].stop()
@@ -382,4 +381,4 @@ def test_dead_node_with_ignore_exceptions_plain_mset_path(nodes):
         }
         assert sorted(await cache.aset_many(data)) == sorted(by_node[2])
 
-    asyncio.run(scenario())
+    arun(scenario())

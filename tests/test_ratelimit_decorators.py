@@ -326,7 +326,7 @@ def test_class_based_views(rl: Any, rb_nodes: list[Any]) -> None:
     assert '"cbv-a"' in blocked["RateLimit"] and '"cbv-b"' in blocked["RateLimit"]
 
 
-def test_async_views(rl: Any) -> None:
+def test_async_views(rl: Any, arun: Any) -> None:
     @ratelimit(rate="2/m", group="async")
     @ratelimit(rate="10/m", group="async-wide")
     async def view(request: HttpRequest) -> HttpResponse:
@@ -338,10 +338,10 @@ def test_async_views(rl: Any) -> None:
     async def run() -> list[int]:
         return [(await view(get())).status_code for _ in range(3)]
 
-    assert asyncio.run(run()) == [200, 200, 429]
+    assert arun(run()) == [200, 200, 429]
 
 
-def test_async_views_decide_on_the_event_loop(rl: Any) -> None:
+def test_async_views_decide_on_the_event_loop(rl: Any, arun: Any) -> None:
     threads: dict[str, int] = {}
 
     def address(request: HttpRequest) -> str:
@@ -365,16 +365,16 @@ def test_async_views_decide_on_the_event_loop(rl: Any) -> None:
     async def run() -> list[int]:
         return [(await view(get())).status_code for view in (by_ip, by_ip, by_tenant, by_tenant)]
 
-    assert asyncio.run(run()) == [200, 429, 200, 429]
+    assert arun(run()) == [200, 429, 200, 429]
     assert threads["ip"] == threading.get_ident()  # no thread hop for request-only keys
     assert threads["callable"] != threading.get_ident()  # user code may touch the database
 
 
-def test_ais_ratelimited(rl: Any) -> None:
+def test_ais_ratelimited(rl: Any, arun: Any) -> None:
     async def run() -> list[bool]:
         return [await ais_ratelimited(get(), group="async-login", rate="1/m") for _ in range(2)]
 
-    assert asyncio.run(run()) == [False, True]
+    assert arun(run()) == [False, True]
 
 
 def test_is_ratelimited(rl: Any) -> None:

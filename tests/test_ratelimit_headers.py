@@ -96,14 +96,14 @@ def test_middleware_turns_ratelimited_into_429(rl: Any) -> None:
     assert middleware.process_exception(request, ValueError("other")) is None
 
 
-def test_async_middleware(rl: Any) -> None:
+def test_async_middleware(rl: Any, arun: Any) -> None:
     @ratelimit(rate="5/m", group="async-mw")
     async def view(request: HttpRequest) -> HttpResponse:
         return HttpResponse("ok")
 
     middleware = RateLimitMiddleware(view)
     assert asyncio.iscoroutinefunction(middleware)
-    response = asyncio.run(middleware(get()))
+    response = arun(middleware(get()))
     assert dict(parse(response["RateLimit"]))["async-mw"]["r"] == 4
 
 

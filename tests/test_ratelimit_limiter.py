@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -230,7 +229,9 @@ def test_password_never_shows_in_errors(redis_nodes: Any) -> None:
         cluster.disconnect_pools()
 
 
-def test_async_twins_share_the_buckets(limiter: RateLimiter, rb_cluster: Cluster) -> None:
+def test_async_twins_share_the_buckets(
+    limiter: RateLimiter, rb_cluster: Cluster, arun: Any
+) -> None:
     limits = [(key, "3/m") for host in range(4) for key in keys_on(rb_cluster, host, 1, "as")]
 
     async def run() -> tuple[Any, ...]:
@@ -240,14 +241,16 @@ def test_async_twins_share_the_buckets(limiter: RateLimiter, rb_cluster: Cluster
         await limiter.areset(limits[0][0])
         return first, one, looked
 
-    first, one, looked = asyncio.run(run())
+    first, one, looked = arun(run())
     assert all(d.allowed and d.remaining == 2 for d in first)
     assert (one.remaining, looked.remaining) == (1, 1)
     assert limiter.peek(limits[0][0], "3/m", now=T0).remaining == 3  # reset
     assert limiter.peek(limits[1][0], "3/m", now=T0).remaining == 2  # sync sees async's spend
 
 
-def test_async_dead_node_fails_only_its_limits(rb_nodes: list[Any], rb_cluster: Cluster) -> None:
+def test_async_dead_node_fails_only_its_limits(
+    rb_nodes: list[Any], rb_cluster: Cluster, arun: Any
+) -> None:
     (dead,) = keys_on(rb_cluster, 1, 1, "ad")
     (live,) = keys_on(rb_cluster, 2, 1, "al")
     rb_nodes[1].stop()
@@ -258,6 +261,6 @@ def test_async_dead_node_fails_only_its_limits(rb_nodes: list[Any], rb_cluster: 
             await limiter.aconsume_many([(live, "1/s"), (dead, "1/s")])
         return caught.value
 
-    failure = asyncio.run(run())
+    failure = arun(run())
     assert failure.decisions[0] is not None and failure.decisions[0].allowed
     assert failure.decisions[1] is None

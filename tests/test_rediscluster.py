@@ -76,6 +76,26 @@ def test_gets_fold_per_slot_only(redis_cluster, shared_redis_cluster):
     assert gets >= 15  # the spread keys are in 20 different slots: no cross-slot MGET
 
 
+def test_neighbours_fold_only_with_their_own_kind_and_slot(redis_cluster, shared_redis_cluster):
+    reset_stats(shared_redis_cluster)
+    with redis_cluster.map() as client:
+        written = [client.set("{a}:1", "1"), client.set("{a}:2", "2")]  # one MSET
+        first = client.get("{a}:1")
+        third = client.set("{a}:3", "3")  # another kind after the GET: both stay plain
+        other = client.get("{b}:1")
+        second = client.get("{a}:2")  # a slot between them: no MGET either
+        deleted = [client.delete("{a}:3"), client.delete("{a}:9")]  # one folded DEL
+    assert [p.value for p in written] == [True, True] and third.value is True
+    assert (first.value, other.value, second.value) == (b"1", None, b"2")
+    assert [p.value for p in deleted] == [1, 0]
+    owner = shared_redis_cluster.node_of_slot(key_slot(b"a"))
+    assert stats(shared_redis_cluster, owner, "mset") == 1
+    assert stats(shared_redis_cluster, owner, "set") == 1
+    assert stats(shared_redis_cluster, owner, "mget") == 0
+    assert stats(shared_redis_cluster, owner, "get") >= 2
+    assert stats(shared_redis_cluster, owner, "eval") == 1
+
+
 def test_mget_mset_delete_span_slots_as_one_promise(redis_cluster):
     keys = [f"many{i}" for i in range(100)]
     with redis_cluster.map() as client:
@@ -87,6 +107,16 @@ def test_mget_mset_delete_span_slots_as_one_promise(redis_cluster):
     assert values.value == [f"v-{key}".encode() for key in keys]
     assert deleted.value == 50
     assert exists.value == 50
+
+
+def test_execute_commands_runs_each_list_on_its_slot_master(redis_cluster, arun):
+    results = redis_cluster.execute_commands(
+        {"{u1}": [("SET", "{u1}:a", "1"), ("GET", "{u1}:a")], "{u2}": [("INCR", "{u2}:n")]}
+    )
+    assert [p.value for p in results["{u1}"]] == [True, b"1"]
+    assert [p.value for p in results["{u2}"]] == [1]
+    again = arun(redis_cluster.aexecute_commands({"{u2}": [("INCR", "{u2}:n")]}))
+    assert [p.value for p in again["{u2}"]] == [2]
 
 
 def test_falsy_replies_are_settled_once(redis_cluster, shared_redis_cluster):
@@ -195,3 +225,41 @@ def test_registered_scripts_run_on_the_slot_master(redis_cluster, shared_redis_c
     assert [p.value for p in others] == list(range(20))
     routed = redis_cluster.get_routing_client().register_script(body)
     assert routed(keys=["{s}:a", "{s}:b"], args=[2]) == 7
+
+
+def test_a_cluster_behind_tls_and_acl_logins_works_end_to_end(redis_cluster_nodes, arun):
+    """rediss:// seeds with an ACL user: every node found (and a MOVED's new owner, and the
+    slot-map reads on both engines) gets the seed's TLS settings and login."""
+    setup = redis_cluster_nodes(3, 0, password="n0de-secret", tls=True, users={"app": "app-pw"})
+    cluster = RedisCluster([setup.masters[0].url(username="app")])
+    keys = [f"secure{i}" for i in range(100)]
+    try:
+        with cluster.map() as client:
+            written = [client.set(key, key) for key in keys]
+        assert all(p.value is True for p in written)
+        assert sorted(port_of(name) for name in cluster.hosts) == sorted(
+            node.port for node in setup.masters
+        )
+        slot = key_slot(b"tlsmove")
+        target = next(m for m in setup.masters if m is not setup.node_of_slot(slot))
+        setup.start_migration(slot, target)
+        setup.finish_migration(slot, target)  # an empty slot: nothing to move, MOVED from now
+        with cluster.map() as client:
+            moved = client.set("{tlsmove}:k", "v")
+            read = [client.get(key) for key in keys]
+        assert moved.value is True and setup.client(target).get("{tlsmove}:k") == b"v"
+        assert [p.value for p in read] == [k.encode() for k in keys]
+        assert cluster.get_local_client_for_key("secure1").get("secure1") == b"secure1"
+
+        async def main():
+            fresh = RedisCluster([setup.masters[1].url(username="app")])
+            try:
+                async with fresh.amap() as client:  # its first map read on the loop, over TLS
+                    return [client.get(key) for key in keys]
+            finally:
+                await fresh.adisconnect_pools()
+
+        assert [p.value for p in arun(main())] == [k.encode() for k in keys]
+        assert "app-pw" not in repr(cluster) and "app-pw" not in repr(cluster.nodes)
+    finally:
+        cluster.disconnect_pools()

@@ -165,3 +165,24 @@ def test_redis_server_env_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("RB_REDIS_SERVER", str(tmp_path))
     with pytest.raises(RedisServerNotFound):  # observed: returns the directory; Popen then
         find_redis_server()  # raises PermissionError
+
+
+def test_free_port_stays_at_or_below_the_highest_asked():
+    ports = [testing.free_port(highest=45000) for _ in range(50)]
+    assert max(ports) <= 45000 and 6379 not in ports
+
+
+def test_cluster_mode_nodes_get_a_port_with_room_for_the_cluster_bus(redis_nodes):
+    """redis-server refuses cluster mode on a port above 55535 (its bus is port + 10000)."""
+    args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+    nodes = redis_nodes(3, extra_args=args)
+    try:
+        for node in nodes:
+            assert node.port <= 65535 - testing.CLUSTER_BUS_OFFSET
+            node.stop()
+            node.port = 0
+            node.start()  # a restart on a fresh port: the same rule
+            assert node.port <= 65535 - testing.CLUSTER_BUS_OFFSET
+    finally:
+        for node in nodes:
+            node.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -108,13 +107,13 @@ def test_record_and_frequencies_under_a_dead_node_name_their_lost_series(
 
 
 def test_async_incr_under_a_dead_node_names_the_same_lost_writes(
-    store: TSDB, rb_nodes: list[Any]
+    store: TSDB, rb_nodes: list[Any], arun: Any
 ) -> None:
     base = recent()
     model, items = write_counts(store, base)
     rb_nodes[3].stop()
     with pytest.raises(TSDBWritesLost) as info:
-        asyncio.run(store.aincr_multi(items, environment_id=7))
+        arun(store.aincr_multi(items, environment_id=7))
     assert info.value.host_ids == [3]
     rb_nodes[3].start()
     landed_and_lost(store, model, info.value.lost, base)

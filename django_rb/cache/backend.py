@@ -23,7 +23,6 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
     MEMCACHE_MAX_KEY_LENGTH,
@@ -60,6 +59,13 @@ def _close_own_clusters() -> None:
 def glob_escape(text: str) -> str:
     """Escape SCAN/KEYS glob characters so that ``text`` matches only itself."""
     return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+def user_keys(batch: dict[int, list[Any]], reverse: Any) -> Iterator[str]:
+    """The user keys of one SCAN round's ``{host_id: stored keys}``."""
+    for keys in batch.values():
+        for key in keys:
+            yield reverse(key.decode() if isinstance(key, bytes) else key)
 
 
 def default_reverse_key(key: str) -> str:
@@ -331,9 +337,7 @@ class RBCache(StructuresMixin, BaseCache):
         search = self.make_pattern(pattern, version=version)
         reverse = self._reverse_key(version)
         for batch in self._cache.scan(search, itersize or self._scan_count):
-            for keys in batch.values():
-                for key in keys:
-                    yield reverse(key.decode() if isinstance(key, bytes) else key)
+            yield from user_keys(batch, reverse)
 
     def _reverse_key(self, version: Any) -> Any:
         """Stored key -> user key: REVERSE_KEY_FUNCTION if given; with Django's default
@@ -465,21 +469,26 @@ class RBCache(StructuresMixin, BaseCache):
         made = self.make_and_validate_key(key, version=version)
         return await self._cache.arun_key(self._cache.expire_at_plan(made, when, milliseconds=True))
 
-    # SCAN-based calls walk the nodes step by step; for now each runs in a worker thread.
-
-    async def akeys(self, pattern: str, version: Any = None) -> list[str]:
-        return await sync_to_async(self.keys, thread_sensitive=True)(pattern, version)
+    # SCAN-based: the same SCAN rounds as the sync methods, each awaited (ScanWalk).
 
     async def aiter_keys(
         self, pattern: str, version: Any = None, itersize: int | None = None
     ) -> AsyncIterator[str]:
-        """Async ``iter_keys``: the keys are listed in one worker-thread hop, then yielded."""
-        for key in await self.akeys(pattern, version=version):
-            yield key
+        """Async ``iter_keys``: one SCAN round over every node per batch, awaited."""
+        search = self.make_pattern(pattern, version=version)
+        reverse = self._reverse_key(version)
+        async for batch in self._cache.ascan(search, itersize or self._scan_count):
+            for key in user_keys(batch, reverse):
+                yield key
+
+    async def akeys(self, pattern: str, version: Any = None) -> list[str]:
+        return [key async for key in self.aiter_keys(pattern, version=version)]
 
     async def adelete_pattern(
         self, pattern: str, version: Any = None, itersize: int | None = None
     ) -> int:
-        return await sync_to_async(self.delete_pattern, thread_sensitive=True)(
-            pattern, version, itersize
-        )
+        search = self.make_pattern(pattern, version=version)
+        deleted = 0
+        async for batch in self._cache.ascan(search, itersize or self._scan_count):
+            deleted += await self._cache.adelete_found(batch)
+        return deleted

@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, NoReturn
 
 import redis
@@ -592,29 +592,85 @@ class RBCacheClient:
     async def aclear(self) -> bool:
         return await self._arun(self.clear_plan())
 
-    def delete_found(self, found: Mapping[int, list[bytes]]) -> int:
+    def delete_found_plan(self, found: Mapping[int, list[bytes]]) -> RoundPlan:
         """Delete keys where SCAN found them (``{host_id: keys}``, which after a node was
-        added is not always where they route now); how many were deleted."""
-        promises: dict[int, Any] = {}
+        added is not always where they route now): one DEL per node, or per slot on a Redis
+        Cluster; reads as how many were deleted."""
+        promises: list[tuple[int, Any]] = []
+        # on a Redis Cluster one DEL may name keys of one slot only
+        slot_of = getattr(self.cluster.get_router(), "get_batch_for_key", None)
 
         def queue(c: Any) -> None:
             for host_id, keys in found.items():
-                promises[host_id] = c.target([host_id]).delete(*keys)
+                groups: Iterable[list[bytes]] = [keys]
+                if slot_of is not None:
+                    by_slot: dict[Any, list[bytes]] = {}
+                    for key in keys:
+                        by_slot.setdefault(slot_of(key)[1], []).append(key)
+                    groups = by_slot.values()
+                for group in groups:
+                    promises.append((host_id, c.target([host_id]).delete(*group)))
 
-        self._run(RoundPlan(queue, promises.values, lambda: None, "fanout", hosts=list(found)))
-        return sum(_per_host(p.value, h) for h, p in promises.items() if p.is_resolved)
+        def sent() -> list[Any]:
+            return [promise for _, promise in promises]
+
+        def read() -> int:
+            return sum(_per_host(p.value, h) for h, p in promises if p.is_resolved)
+
+        return RoundPlan(queue, sent, read, "fanout", hosts=list(found))
+
+    def delete_found(self, found: Mapping[int, list[bytes]]) -> int:
+        return self._run(self.delete_found_plan(found))
+
+    async def adelete_found(self, found: Mapping[int, list[bytes]]) -> int:
+        return await self._arun(self.delete_found_plan(found))
 
     def scan(self, pattern: str, count: int) -> Iterator[dict[int, list[bytes]]]:
         """SCAN every node in parallel; per round ``{host_id: matching keys}``, until all are done.
 
         Never KEYS: each node walks its keyspace in steps of about ``count``.
         """
-        cursors: dict[int, int] = dict.fromkeys(self.cluster.hosts, 0)
-        while cursors:
-            promises = self._scan_round(cursors, pattern, count)
+        walk = ScanWalk(self.cluster.hosts, pattern, count)
+        while walk.cursors:
+            batch = self._run(walk.step_plan())
+            if batch:
+                yield batch
+
+    async def ascan(self, pattern: str, count: int) -> AsyncIterator[dict[int, list[bytes]]]:
+        """``scan`` on the asyncio engine: the same steps, each round awaited."""
+        walk = ScanWalk(self.cluster.hosts, pattern, count)
+        while walk.cursors:
+            batch = await self._arun(walk.step_plan())
+            if batch:
+                yield batch
+
+
+class ScanWalk:
+    """Where a SCAN of every node stands (a cursor per unfinished node), as rounds to run:
+    ``scan`` and ``ascan`` run the same plans, only the engine call differs."""
+
+    def __init__(self, host_ids: Iterable[int], pattern: str, count: int) -> None:
+        self.cursors: dict[int, int] = dict.fromkeys(host_ids, 0)
+        self.pattern = pattern
+        self.count = count
+
+    def step_plan(self) -> RoundPlan:
+        """One SCAN step on each unfinished node, all in one parallel round; it reads as
+        ``{host_id: matching keys}`` and moves the cursors on (a finished node drops out, and
+        so does an unavailable one whose error was ignored: nothing more from it)."""
+        cursors = self.cursors
+        promises: dict[int, Any] = {}
+
+        def queue(c: Any) -> None:
+            for host_id, cursor in cursors.items():
+                promises[host_id] = c.target([host_id]).scan(
+                    cursor=cursor, match=self.pattern, count=self.count
+                )
+
+        def read() -> dict[int, list[bytes]]:
             batch: dict[int, list[bytes]] = {}
             for host_id, promise in promises.items():
-                if not promise.is_resolved:  # an ignored, unavailable node: nothing from it
+                if not promise.is_resolved:
                     del cursors[host_id]
                     continue
                 cursor, keys = _per_host(promise.value, host_id)
@@ -624,21 +680,9 @@ class RBCacheClient:
                     del cursors[host_id]
                 else:
                     cursors[host_id] = int(cursor)
-            if batch:
-                yield batch
+            return batch
 
-    def _scan_round(self, cursors: dict[int, int], pattern: str, count: int) -> dict[int, Any]:
-        """One SCAN step on each unfinished node, all in one parallel round."""
-        promises: dict[int, Any] = {}
-
-        def queue(c: Any) -> None:
-            for host_id, cursor in cursors.items():
-                promises[host_id] = c.target([host_id]).scan(
-                    cursor=cursor, match=pattern, count=count
-                )
-
-        self._run(RoundPlan(queue, promises.values, lambda: None, "fanout", hosts=list(cursors)))
-        return promises
+        return RoundPlan(queue, promises.values, read, "fanout", hosts=list(cursors))
 
 
 def _refused(plan: KeyPlan, exc: redis.ResponseError) -> NoReturn:

@@ -30,23 +30,26 @@ if TYPE_CHECKING:
 class _AsyncRounds:
     """What turns a mapping/fanout client into an async one: rounds are awaited at the end.
 
-    ``max_concurrency`` holds the hosts queued so far as one round of their own (sent in
-    order when the block ends) instead of sending them early, which would need an await.
+    ``max_concurrency`` caps how many hosts are talked to at once, as in ``map()``: where the
+    sync client sends the queued hosts early, this one sets their buffers aside, and the
+    block's end runs everything through a sliding window of that many hosts (the next host
+    starts as soon as one is done; a host's later buffers run after its earlier ones).
     """
 
     _cluster: Cluster
     _buffers: dict[int, CommandBuffer]
     _errors: RoundErrors
-    _held: list[list[CommandBuffer]]
+    _max_concurrency: int | None
+    _held: list[CommandBuffer]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # the sync client's arguments, unchanged
         self._held = []
 
     def _flush(self, timeout: float | None = None) -> None:
-        """Called when ``max_concurrency`` hosts are queued: keep them for a round of their own."""
+        """Called when ``max_concurrency`` hosts are queued: set them aside for the window."""
         if self._buffers:
-            self._held.append(list(self._buffers.values()))
+            self._held.extend(self._buffers.values())
             self._buffers.clear()
 
     def join(self, timeout: float | None = None) -> None:
@@ -56,11 +59,10 @@ class _AsyncRounds:
         """Send everything queued, await every reply (or the deadline), raise the first error."""
         try:
             while self._held or self._buffers:  # a callback may queue more while one settles
-                if self._held:
-                    buffers = self._held.pop(0)
-                else:
-                    buffers = list(self._buffers.values())
-                    self._buffers.clear()
+                buffers = self._held
+                buffers.extend(self._buffers.values())
+                self._held = []
+                self._buffers.clear()
                 await self._arun_buffers(buffers, deadline)
         finally:
             errors, self._errors = self._errors, RoundErrors()
@@ -69,11 +71,17 @@ class _AsyncRounds:
         if errors.first is not None:
             raise errors.first
 
+    async def aprepare(self, deadline: float | None) -> None:
+        """At the start of the block: what must be read before commands can be routed (a
+        Redis Cluster's slot map, the first time), awaited rather than read blocking later."""
+
     async def _arun_buffers(self, buffers: list[CommandBuffer], deadline: float | None) -> None:
         """One round (a Redis Cluster's clients follow its redirects here too)."""
         cluster = self._cluster
         get_pool = cluster.get_async_pool_for_host
-        await arun_round(buffers, cluster.hosts, get_pool, deadline, self._errors)
+        await arun_round(
+            buffers, cluster.hosts, get_pool, deadline, self._errors, self._max_concurrency
+        )
 
     def cancel(self) -> None:
         """Forget what is queued and not yet sent; those promises stay pending."""
@@ -106,6 +114,7 @@ class AMapManager:
     async def __aenter__(self) -> Any:
         if self.timeout is not None:
             self.deadline = time.monotonic() + self.timeout
+        await self.client.aprepare(self.deadline)
         return self.client
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

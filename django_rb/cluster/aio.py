@@ -11,12 +11,16 @@ may still hold part of a reply and gives the untouched ones back, so nothing lea
 from __future__ import annotations
 
 import asyncio
-import functools
+import math
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from .aconnection import AsyncConnection
 from .apool import AsyncPool
+from .atimer import EarliestTimer
 from .buffer import CommandBuffer
 from .engine import RoundErrors, _settle_failure
 from .errors import HostConnectionError, HostTimeoutError
@@ -57,6 +61,50 @@ class _Link:
         return quiet_until, False
 
 
+class _Clock:
+    """The timeouts of every round on one event loop, on one timer at the earliest due time.
+
+    A timer per round would cost more than the rest of a small round's bookkeeping, and most
+    rounds end long before any timeout (``socket_timeout`` is seconds, a round sub-ms).
+    """
+
+    def __init__(self) -> None:
+        self.rounds: set[_Round] = set()
+        self.timer = EarliestTimer(self._check_all)
+
+    def watch(self, round_: _Round, due: float) -> None:
+        self.rounds.add(round_)
+        self.timer.arm(due)
+
+    def _check_all(self) -> None:
+        now = time.monotonic()
+        next_due = math.inf
+        for round_ in list(self.rounds):
+            due = round_.check(now)
+            if due == math.inf:
+                self.rounds.discard(round_)
+            elif due < next_due:
+                next_due = due
+        self.timer.arm(next_due)
+
+
+_clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Clock]
+_clocks = weakref.WeakKeyDictionary()
+#: the last loop asked about and its clock (a weak-key lookup costs a weakref per call)
+_last_clock: list[Any] = [None, None]
+
+
+def _clock_of(loop: asyncio.AbstractEventLoop) -> _Clock:
+    last_loop, clock = _last_clock
+    if last_loop is not None and last_loop() is loop:
+        return clock
+    clock = _clocks.get(loop)
+    if clock is None:
+        clock = _clocks[loop] = _Clock()
+    _last_clock[:] = [weakref.ref(loop), clock]
+    return clock
+
+
 class _Round:
     """The hosts of one round and the one future that says they are all done."""
 
@@ -68,7 +116,6 @@ class _Round:
         self.links: list[_Link] = []
         self.remaining = 0
         self.waiter: asyncio.Future[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
 
     def start_all(self) -> None:
         """Write every host's pipeline now, before the loop can deliver any reply."""
@@ -88,12 +135,20 @@ class _Round:
         if not self.remaining:
             return
         self.waiter = self.loop.create_future()
-        self._check()
-        await self.waiter
+        due = self.check(time.monotonic())
+        if due == math.inf:
+            await self.waiter
+            return
+        clock = _clock_of(self.loop)
+        clock.watch(self, due)
+        try:
+            await self.waiter
+        finally:
+            clock.rounds.discard(self)
 
-    def _check(self) -> None:
-        now = time.monotonic()
-        next_due = None
+    def check(self, now: float) -> float:
+        """Fail the hosts past their timeout; when the next one is due (inf: none, or done)."""
+        next_due = math.inf
         for link in self.links:
             if link.finished:
                 continue
@@ -101,15 +156,12 @@ class _Round:
             if due <= now:
                 what = "the round's timeout" if by_round else "socket_timeout"
                 link.conn.finish(HostTimeoutError(f"no reply within {what}", link.conn.host))
-            elif next_due is None or due < next_due:
+            elif due < next_due:
                 next_due = due
-        if next_due is not None and next_due != float("inf") and self.remaining:
-            self.timer = self.loop.call_later(next_due - now, self._check)
+        return next_due if self.remaining else math.inf
 
     def abandon(self, error: BaseException) -> None:
         """The round ended early: drop what may hold half a reply, return what sent nothing."""
-        if self.timer is not None:
-            self.timer.cancel()
         for link in self.links:
             if link.finished:
                 continue
@@ -127,13 +179,20 @@ async def arun_round(
     get_pool: Callable[[HostInfo], AsyncPool],
     deadline: float | None = None,
     errors: RoundErrors | None = None,
+    max_concurrency: int | None = None,
 ) -> RoundErrors:
     """Send every buffer's queue to its host and settle every promise; never raises for a host.
 
     ``deadline`` (``time.monotonic()`` based) bounds connecting, waiting for a free connection
     and every reply; without one each host is bounded by its pool's connect and socket timeouts.
+    More buffers than ``max_concurrency`` go through a sliding window (``_arun_window``).
     """
     errors = errors if errors is not None else RoundErrors()
+    if max_concurrency is not None:
+        buffers = list(buffers)
+        if len(buffers) > max_concurrency:
+            await _arun_window(buffers, hosts, get_pool, deadline, errors, max_concurrency)
+            return errors
     loop = asyncio.get_running_loop()
     round_ = _Round(loop, errors, deadline)
     to_open: list[tuple[CommandBuffer, AsyncPool]] = []
@@ -162,26 +221,67 @@ async def arun_round(
     return errors
 
 
-async def _connect_all(round_: _Round, to_open: list[tuple[CommandBuffer, AsyncPool]]) -> None:
-    """Connections for the hosts that had no idle one, all opened (and logged in) at once."""
-    tasks = [round_.loop.create_task(pool.acquire(round_.deadline)) for _, pool in to_open]
+async def _arun_window(
+    buffers: list[CommandBuffer],
+    hosts: dict[int, HostInfo],
+    get_pool: Callable[[HostInfo], AsyncPool],
+    deadline: float | None,
+    errors: RoundErrors,
+    limit: int,
+) -> None:
+    """At most ``limit`` hosts at once, each slot taking the next host as soon as it is free:
+    a slow or stalled host holds one slot, never the hosts queued after it.
+
+    Like ``map()``'s early sends, a host's buffers run one after the other, in order (a host
+    may have several when the block came back to it after the cap was reached). The first
+    ``limit`` hosts are written in one loop pass, before any reply is read. If the window is
+    interrupted, the slots' rounds drop or return their connections and every buffer not yet
+    sent is rejected, so no promise stays pending.
+    """
+    chains: dict[int, deque[CommandBuffer]] = {}
+    for buffer in buffers:
+        if buffer.has_queued:
+            chains.setdefault(buffer.host_id, deque()).append(buffer)
+    waiting = deque(chains.values())
+
+    async def slot() -> None:
+        while waiting:
+            chain = waiting.popleft()
+            while chain:
+                await arun_round([chain.popleft()], hosts, get_pool, deadline, errors)
+
+    loop = asyncio.get_running_loop()
+    # (a cap below 1 means one host at a time, as in map(), which flushes before each new host)
+    tasks = [loop.create_task(slot()) for _ in range(max(1, min(limit, len(waiting))))]
     try:
-        await asyncio.wait(tasks)
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)  # let each round drop or give back its connection
+        raise
+    finally:
+        interrupted = HostConnectionError("the round was interrupted (cancelled)")
+        for chain in chains.values():
+            for buffer in chain:  # what no slot sent (nothing, once the window is done)
+                _settle_failure(buffer, interrupted, errors)
+
+
+async def _connect_all(round_: _Round, to_open: list[tuple[CommandBuffer, AsyncPool]]) -> None:
+    """Connections for the hosts that had no idle one: opened (and logged in) all at once, or,
+    where a pool is full, waited for in its queue (a future each, no task)."""
+    futures = [pool.acquire_soon(round_.deadline) for _, pool in to_open]
+    try:
+        await asyncio.wait(futures)
     except BaseException:
         interrupted = HostConnectionError("the round was interrupted (cancelled)")
-        for task, (buffer, pool) in zip(tasks, to_open, strict=True):
-            task.cancel()  # a connection that still arrives goes back to its pool
-            task.add_done_callback(functools.partial(_release_opened, pool))
+        for future, (buffer, pool) in zip(futures, to_open, strict=True):
+            pool.abandon(future)  # a connection that still arrives goes back to its pool
             _settle_failure(buffer, interrupted, round_.errors)
         raise
-    for task, (buffer, pool) in zip(tasks, to_open, strict=True):
-        failure = task.exception()
+    for future, (buffer, pool) in zip(futures, to_open, strict=True):
+        failure = future.exception()
         if failure is None:
-            round_.links.append(_Link(round_, buffer, pool, task.result()))
+            round_.links.append(_Link(round_, buffer, pool, future.result()))
         else:
             _settle_failure(buffer, failure, round_.errors)
-
-
-def _release_opened(pool: AsyncPool, task: asyncio.Task[AsyncConnection]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        pool.release(task.result())

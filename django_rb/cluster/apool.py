@@ -13,6 +13,8 @@ each running loop gets its own pools; they go away with their loop.
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 import time
 import weakref
 from collections import deque
@@ -20,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .aconnection import AsyncConnection, open_connection
+from .atimer import EarliestTimer
 from .errors import HostTimeoutError
 from .hosts import HostInfo
 
@@ -42,7 +45,10 @@ class AsyncPool:
         #: connections open or being opened, idle ones included
         self.count = 0
         self.closed = False
-        self._waiters: deque[asyncio.Future[AsyncConnection | None]] = deque()
+        #: rounds waiting for a connection, first come first served, with their deadlines
+        self._waiters: deque[tuple[asyncio.Future[AsyncConnection], float | None]] = deque()
+        #: one timer at the earliest deadline in the queue, not one per waiter
+        self._timer = EarliestTimer(self._expire_due)
 
     def __repr__(self) -> str:
         return (
@@ -65,63 +71,82 @@ class AsyncPool:
             self.count -= 1  # closed by the server while idle
         return None
 
-    async def acquire(self, deadline: float | None) -> AsyncConnection:
-        """A connection: idle, new, or the next one released (waited for until ``deadline``)."""
-        while True:
-            conn = self.take_idle()
-            if conn is not None:
-                return conn
-            if self.count < self.max_connections:
-                self.count += 1
-                try:
-                    return await open_connection(self.host, self.settings(), deadline)
-                except BaseException:
-                    self._forget_one()
-                    raise
-            conn = await self._wait(deadline)
-            if conn is not None:
-                return conn
+    def acquire_soon(self, deadline: float | None) -> asyncio.Future[AsyncConnection]:
+        """A future of a connection, without a task when the pool is full: a new connection
+        being opened (a task), or a place in the queue for the next one released, given up
+        at ``deadline`` (or after ``socket_timeout`` without one) with a ``HostTimeoutError``.
 
-    async def _wait(self, deadline: float | None) -> AsyncConnection | None:
-        """The next released connection, or None when a slot was freed (open a new one)."""
+        Call after ``take_idle`` found none. The caller that stops waiting hands the future to
+        ``abandon``, so that a connection arriving late goes back to the pool.
+        """
+        if self.count < self.max_connections:
+            return self._open(deadline)
+        waiter: asyncio.Future[AsyncConnection] = asyncio.get_running_loop().create_future()
         if deadline is None and self.wait_timeout is not None:
             deadline = time.monotonic() + self.wait_timeout
-        waiter: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            if deadline is None:
-                return await waiter
-            async with asyncio.timeout(deadline - time.monotonic()):
-                return await waiter
-        except TimeoutError:
-            raise HostTimeoutError(
-                f"all {self.max_connections} connections stayed busy until the deadline "
-                "(raise max_connections in pool_options, or the block's timeout)",
-                self.host,
-            ) from None
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():  # handed one just as we gave up
-                handed = waiter.result()
-                if handed is not None:
-                    self.release(handed)
-                else:
-                    self._wake_one(None)
-            raise
-        finally:
-            if not waiter.done():
-                waiter.cancel()
-            try:
-                self._waiters.remove(waiter)
-            except ValueError:
-                pass
+        self._waiters.append((waiter, deadline))
+        if deadline is not None:
+            self._timer.arm(deadline)
+        return waiter
+
+    def abandon(self, future: asyncio.Future[AsyncConnection]) -> None:
+        """The waiter of ``future`` is gone: its connection, now or when it comes, goes back."""
+        if not future.done():
+            future.add_done_callback(self._give_back)
+            future.cancel()
+        else:
+            self._give_back(future)
+
+    def _give_back(self, future: asyncio.Future[AsyncConnection]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.release(future.result())
+
+    def _open(self, deadline: float | None) -> asyncio.Task[AsyncConnection]:
+        self.count += 1
+        task = asyncio.get_running_loop().create_task(
+            open_connection(self.host, self.settings(), deadline)
+        )
+        task.add_done_callback(self._opened)
+        return task
+
+    def _opened(self, task: asyncio.Task[AsyncConnection]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            self._forget_one()
+
+    def _expire_due(self) -> None:
+        """Fail the waiters whose deadline has passed; re-arm for the next one."""
+        now = time.monotonic()
+        waiting: deque[tuple[asyncio.Future[AsyncConnection], float | None]] = deque()
+        next_at = math.inf
+        for waiter, deadline in self._waiters:
+            if waiter.done():
+                continue
+            if deadline is not None and deadline <= now:
+                waiter.set_exception(self.busy_error())
+                continue
+            waiting.append((waiter, deadline))
+            if deadline is not None and deadline < next_at:
+                next_at = deadline
+        self._waiters = waiting
+        self._timer.arm(next_at)
+
+    def busy_error(self) -> HostTimeoutError:
+        return HostTimeoutError(
+            f"all {self.max_connections} connections stayed busy until the deadline "
+            "(raise max_connections in pool_options, or the block's timeout)",
+            self.host,
+        )
 
     def release(self, conn: AsyncConnection) -> None:
         """Back to the pool: to the longest waiter first; a broken one is dropped."""
         if self.closed or not conn.usable:
             self.discard(conn)
             return
-        if not self._wake_one(conn):
+        waiter = self._next_waiter()
+        if waiter is None:
             self.idle.append(conn)
+        else:
+            waiter[0].set_result(conn)
 
     def discard(self, conn: AsyncConnection) -> None:
         """Close a connection that cannot be trusted and free its slot."""
@@ -129,16 +154,38 @@ class AsyncPool:
         self._forget_one()
 
     def _forget_one(self) -> None:
+        """A slot is free: the longest waiter gets a new connection opened for it."""
         self.count -= 1
-        self._wake_one(None)
+        waiter = self._next_waiter()
+        if waiter is not None:
+            opening = self._open(waiter[1])
+            opening.add_done_callback(functools.partial(self._hand_over, waiter[0]))
 
-    def _wake_one(self, conn: AsyncConnection | None) -> bool:
-        while self._waiters:
-            waiter = self._waiters.popleft()
+    def _next_waiter(self) -> tuple[asyncio.Future[AsyncConnection], float | None] | None:
+        """The longest waiter still waiting, out of the queue, and its deadline; None if
+        nobody waits."""
+        waiters = self._waiters
+        while waiters:
+            waiter, deadline = waiters.popleft()
             if not waiter.done():
-                waiter.set_result(conn)
-                return True
-        return False
+                return waiter, deadline
+        return None
+
+    def _hand_over(self, waiter: asyncio.Future[AsyncConnection],
+                   task: asyncio.Task[AsyncConnection]) -> None:  # fmt: skip
+        """The connection opened for a waiter: to it, or back if it stopped waiting."""
+        if task.cancelled():
+            if not waiter.done():
+                waiter.cancel()
+            return
+        failure = task.exception()
+        if waiter.done():
+            if failure is None:
+                self.release(task.result())
+        elif failure is not None:
+            waiter.set_exception(failure)
+        else:
+            waiter.set_result(task.result())
 
     def close(self) -> None:
         """Close the idle connections; busy ones are closed when their round gives them back."""
@@ -155,14 +202,20 @@ class LoopPools:
     def __init__(self) -> None:
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, AsyncPool]]
         self._by_loop = weakref.WeakKeyDictionary()
+        #: the last loop asked about and its pools (a weak-key lookup costs a weakref per call)
+        self._last: tuple[Any, dict[int, AsyncPool]] = (None, {})
 
     def for_loop(self) -> dict[int, AsyncPool]:
         """The running loop's pools, ``{host_id: pool}``."""
         loop = asyncio.get_running_loop()
-        pools = self._by_loop.get(loop)
-        if pools is None:
-            pools = self._by_loop[loop] = {}
-        return pools
+        last_loop, pools = self._last
+        if last_loop is not None and last_loop() is loop:
+            return pools
+        found = self._by_loop.get(loop)
+        if found is None:
+            found = self._by_loop[loop] = {}
+        self._last = (weakref.ref(loop), found)
+        return found
 
     def get(self, host: HostInfo, settings: Callable[[], Any],
             pool_options: Mapping[str, Any]) -> AsyncPool:  # fmt: skip
@@ -176,5 +229,6 @@ class LoopPools:
     def close_loop(self) -> None:
         """Close the running loop's idle connections and forget its pools."""
         loop = asyncio.get_running_loop()
+        self._last = (None, {})
         for pool in self._by_loop.pop(loop, {}).values():
             pool.close()

@@ -2,9 +2,8 @@
 
 Queueing, slot routing and re-routing are the sync slot clients' (``slotclients``); the rounds
 follow redirects through the same engine-free ``redirect_rounds`` as ``map()``, each round on
-the asyncio engine and each back-off an ``asyncio.sleep``. Re-reading the slot map after a
-MOVED is the one blocking call left (a CLUSTER SHARDS on a plain connection, once per round
-that needs it).
+the asyncio engine, each back-off an ``asyncio.sleep`` and each slot-map refresh after a MOVED
+the same CLUSTER SHARDS reading as the sync one, awaited (``RedisCluster.arefresh_slots``).
 """
 
 from __future__ import annotations
@@ -16,27 +15,39 @@ from .aclients import _AsyncRounds
 from .aio import arun_round
 from .buffer import CommandBuffer
 from .engine import RoundErrors
-from .redirects import redirect_rounds
+from .errors import HostError
+from .redirects import Refresh, redirect_rounds
 from .slotclients import SlotFanoutClient, SlotMappingClient
 
 
 class _AsyncSlotRounds(_AsyncRounds):
     """Each round of the block is followed by its redirect rounds, all awaited."""
 
+    async def aprepare(self, deadline: float | None) -> None:
+        """The slot map, read on the loop at the cluster's first block."""
+        cluster: Any = self._cluster
+        if not cluster.has_slot_map:
+            await cluster.arefresh_slots(deadline)
+
     async def _arun_buffers(self, buffers: list[CommandBuffer], deadline: float | None) -> None:
         cluster: Any = self._cluster  # a RedisCluster
         redirects = self._redirects  # type: ignore[attr-defined]
         redirects.errors = self._errors
         for step in redirect_rounds(buffers, redirects, self._reroute):  # type: ignore[attr-defined]
-            if isinstance(step, float):
+            if isinstance(step, Refresh):
+                try:
+                    await cluster.arefresh_slots(deadline)
+                except HostError:
+                    pass  # no node answered in time: the old map stands, as in map()
+            elif isinstance(step, float):
                 await asyncio.sleep(step)
-                continue
-            round_errors = RoundErrors()
-            get_pool = cluster.get_async_pool_for_host
-            await arun_round(step, cluster.nodes, get_pool, deadline, round_errors)
-            for error in round_errors.errors:  # a redirect followed is not an error
-                if redirects.keep_error(error):
-                    self._errors.add(error)
+            else:
+                round_errors = RoundErrors()
+                get_pool = cluster.get_async_pool_for_host
+                await arun_round(
+                    step, cluster.nodes, get_pool, deadline, round_errors, self._max_concurrency
+                )
+                self._keep_errors(round_errors)  # type: ignore[attr-defined]
 
 
 class AsyncSlotMappingClient(_AsyncSlotRounds, SlotMappingClient):  # type: ignore[misc]

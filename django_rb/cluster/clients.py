@@ -336,15 +336,20 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
     def _flush(self, timeout: float | None = None) -> None:
         """Run rounds until nothing is queued (a callback may queue more while one settles);
         the timeout runs from the first round and bounds them all, early flushes included."""
-        timeout = self.timeout if timeout is None else timeout
-        if timeout is not None and self._deadline is None and self._buffers:
-            self._deadline = time.monotonic() + timeout
+        deadline = self._start_clock(timeout)
         cluster = self._cluster
         while self._buffers:
             buffers = list(self._buffers.values())
             self._buffers.clear()
             run_round(buffers, cluster.hosts, cluster.get_pool_for_host, None, self._errors,
-                      self._deadline)  # fmt: skip
+                      deadline)  # fmt: skip
+
+    def _start_clock(self, timeout: float | None) -> float | None:
+        """The block's deadline: set when its first round starts, shared by all its rounds."""
+        timeout = self.timeout if timeout is None else timeout
+        if timeout is not None and self._deadline is None and self._buffers:
+            self._deadline = time.monotonic() + timeout
+        return self._deadline
 
     def join(self, timeout: float | None = None) -> None:
         """Send what is queued, wait for every reply (or the timeout), raise the first error."""

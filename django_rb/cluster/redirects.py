@@ -151,16 +151,26 @@ class Redirects:
         return batch
 
 
+class Refresh:
+    """A step of ``redirect_rounds``: re-read the slot map now (on the driver's own engine)."""
+
+
+REFRESH = Refresh()
+
+
 def follow_redirects(
     buffers: Sequence[Any],
     run_buffers: Callable[[Sequence[Any]], None],
     redirects: Redirects,
-    reroute: Callable[[list[Redirect], bool], Sequence[Any]],
+    reroute: Callable[[list[Redirect]], Sequence[Any]],
+    refresh: Callable[[], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Run ``buffers``, then the commands they handed back, re-routed, until none is left."""
     for step in redirect_rounds(buffers, redirects, reroute):
-        if isinstance(step, float):
+        if isinstance(step, Refresh):
+            refresh()
+        elif isinstance(step, float):
             sleep(step)
         else:
             run_buffers(step)
@@ -169,14 +179,15 @@ def follow_redirects(
 def redirect_rounds(
     buffers: Sequence[Any],
     redirects: Redirects,
-    reroute: Callable[[list[Redirect], bool], Sequence[Any]],
-) -> Iterator[Sequence[Any] | float]:
-    """The rounds of one block, engine-free: each step is the buffers to run next or, before
-    a retry that must wait, the seconds to sleep. The sync engine and asyncio drive it alike.
+    reroute: Callable[[list[Redirect]], Sequence[Any]],
+) -> Iterator[Sequence[Any] | float | Refresh]:
+    """The rounds of one block, engine-free: each step is the buffers to run next, the seconds
+    to sleep before a retry that must wait, or ``REFRESH``: re-read the slot map before the
+    next re-routing. The sync engine and asyncio drive it alike.
 
-    ``reroute(batch, refresh)`` queues a batch on the right nodes and returns their buffers;
-    ``refresh`` asks it to re-read the slot map first, which happens at most once per round
-    (after a MOVED, CLUSTERDOWN or a lost node), never once per reply.
+    ``reroute(batch)`` queues a batch on the right nodes and returns their buffers. A refresh
+    comes at most once per round (after a MOVED, CLUSTERDOWN or a lost node), never once per
+    reply.
     """
     yield buffers
     rounds = 0
@@ -186,5 +197,6 @@ def redirect_rounds(
         hows = {redirect.how for redirect in batch}
         if hows & {TRYAGAIN, CLUSTERDOWN, FAILED}:
             yield float(min(BACKOFF * rounds, MAX_BACKOFF))
-        refresh = bool(hows & {MOVED, CLUSTERDOWN, FAILED})
-        yield reroute(batch, refresh)
+        if hows & {MOVED, CLUSTERDOWN, FAILED}:
+            yield REFRESH
+        yield reroute(batch)

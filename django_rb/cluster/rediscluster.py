@@ -11,22 +11,29 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
-from redis.exceptions import MovedError
+from redis.client import NEVER_DECODE
+from redis.exceptions import AskError, MovedError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._keyspecs_table import COMMANDS
+from .aio import arun_round
 from .aslotclients import AsyncSlotFanoutClient, AsyncSlotMappingClient
-from .buffer import Run
+from .buffer import CommandBuffer, Run
 from .clients import LocalClient, MapManager
 from .cluster import Cluster
+from .engine import run_round
 from .errors import BadHostSetup, HostError, UnroutableCommand
 from .hosts import HostInfo
 from .keyspecs import command_keys
+from .promise import Promise
+from .redirects import MAX_REDIRECTS, ClusterRedirectError, retry_safe
 from .router import BaseRouter
 from .slotclients import SlotFanoutClient, SlotMappingClient, SlotRoutingClient
-from .slots import SlotMap, key_slot, node_name, read_slot_map
+from .slots import SLOTS, SlotMap, key_slot, node_name, slot_map_queries
 
 
 class SlotRouter(BaseRouter):
@@ -56,27 +63,59 @@ class SlotRouter(BaseRouter):
 
 
 class SlotLocalClient(LocalClient):
-    """A master's own redis-py client that, answered MOVED (its slot was resharded away),
-    re-reads the slot map and sends the command once more to the new owner. ASK is not
-    followed here (it needs ASKING on the same connection): map() and the routing client do."""
+    """A node's own redis-py client that follows redirects as ``map()`` does: after MOVED (the
+    slot was resharded away) it re-reads the slot map and sends the command to the new owner;
+    after ASK (the slot is half-migrated and the key already moved) it sends ASKING and the
+    command to the named node on one connection, leaving the slot map alone. When the node
+    fails (a failover), the map is re-read and a read or idempotent write is sent once to the
+    slot's new owner; other commands raise, and the next call goes to the new owner."""
 
     def __init__(self, cluster: RedisCluster, name: str) -> None:
         super().__init__(connection_pool=cluster.get_pool_for_host(name))  # type: ignore[arg-type]
         self._cluster = weakref.ref(cluster)
+        self._name = name
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        """As redis-py's, plus one MOVED followed."""
-        try:
-            return super().execute_command(*args, **options)
-        except MovedError as exc:
-            cluster = self._cluster()
-            if cluster is None:
-                raise
-            cluster.refresh_slots()
-            owner = cluster.learn_node(exc.host, exc.port)
-            cluster.note_moved(exc.slot_id, owner)
-            retry = cluster.get_local_client(owner)  # type: ignore[arg-type]
-            return LocalClient.execute_command(retry, *args, **options)
+        """As redis-py's, plus MOVED, ASK and a failover followed (a bounded number of times)."""
+        client: LocalClient = self
+        name, asking, failed_over = self._name, False, False
+        for _ in range(MAX_REDIRECTS):
+            try:
+                if asking:
+                    return _asking(client, args, options)
+                return LocalClient.execute_command(client, *args, **options)
+            except (RedisConnectionError, RedisTimeoutError):
+                cluster = self._cluster()
+                owner = None if cluster is None or failed_over else cluster.owner_after(args)
+                if cluster is None or owner is None or owner == name:
+                    raise
+                client = cluster.get_local_client(owner)  # type: ignore[arg-type]
+                name, asking, failed_over = owner, False, True
+            except AskError as exc:  # MovedError is one too
+                cluster = self._cluster()
+                if cluster is None:
+                    raise
+                owner = cluster.learn_node(exc.host, exc.port)
+                asking = not isinstance(exc, MovedError)
+                if not asking:
+                    cluster.refresh_slots()
+                    cluster.note_moved(exc.slot_id, owner)
+                client, name = cluster.get_local_client(owner), owner  # type: ignore[arg-type]
+        raise ClusterRedirectError(
+            f"{args[0]!r} was still redirected after {MAX_REDIRECTS} tries (the cluster is "
+            "resharding): retry later"
+        )
+
+
+def _asking(client: LocalClient, args: tuple, options: dict[str, Any]) -> Any:
+    """ASKING, then the command, on one connection of ``client``'s node (what ASK asks for)."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.execute_command("ASKING")
+        pipe.execute_command(*args, **options)
+        _, reply = pipe.execute(raise_on_error=False)
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
 
 
 class RedisCluster(Cluster):
@@ -117,7 +156,9 @@ class RedisCluster(Cluster):
         self._slot_map: SlotMap | None = None
         self._masters: tuple[SlotMap, dict[str, HostInfo]] | None = None
         self._refresh_lock = threading.Lock()
-        self.nodes: dict[str, HostInfo] = {}
+        self._shards = True  # ask CLUSTER SHARDS (False once a server refused it)
+        #: every known node, masters and replicas, by name (the engine's ``hosts`` for a round)
+        self.nodes: dict[Any, HostInfo] = {}
         self._replica_turn = 0
 
     # -- what the base class keeps in ``hosts``: here the seeds, then the masters -----------
@@ -168,26 +209,68 @@ class RedisCluster(Cluster):
             assert slot_map is not None
         return slot_map
 
-    def refresh_slots(self) -> SlotMap:
-        """Re-read the slot map from the first node that answers (masters, then seeds)."""
+    @property
+    def has_slot_map(self) -> bool:
+        """Whether the slot map was read already (else the first use reads it)."""
+        return self._slot_map is not None
+
+    def refresh_slots(self, deadline: float | None = None) -> SlotMap:
+        """Re-read the slot map from the first node that answers (masters, then seeds), on the
+        selector engine; ``deadline`` (a block's, ``time.monotonic()`` based) bounds it all."""
         with self._refresh_lock:
-            known = list(self._slot_map.masters) if self._slot_map is not None else []
-            candidates = known + [self._add_seed(seed) for seed in self._seeds]
-            failures = []
-            for name in dict.fromkeys(candidates):
-                info = self.nodes[name]
-                try:
-                    client = self.get_local_client(name)  # type: ignore[arg-type]
-                    slot_map = read_slot_map(client.execute_command, info.host, info.ssl)
-                except BadHostSetup:
-                    raise
-                except Exception as exc:  # a dead or stalled node: ask the next one
-                    failures.append(f"{info.endpoint}: {type(exc).__name__}: {exc}")
-                    continue
-                for node, (host, port) in slot_map.addresses.items():
-                    self._add_node(node, host, port)
-                self._slot_map = slot_map
-                return slot_map
+            rounds = self._refresh_rounds()
+            try:
+                buffer = next(rounds)
+                while True:
+                    run_round([buffer], self.nodes, self.get_pool_for_host, None, None, deadline)
+                    buffer = rounds.send(None)
+            except StopIteration as done:
+                return done.value
+
+    async def arefresh_slots(self, deadline: float | None = None) -> SlotMap:
+        """``refresh_slots`` on the asyncio engine: the event loop is never blocked."""
+        rounds = self._refresh_rounds()
+        try:
+            buffer = next(rounds)
+            while True:
+                await arun_round([buffer], self.nodes, self.get_async_pool_for_host, deadline)
+                buffer = rounds.send(None)
+        except StopIteration as done:
+            return done.value
+
+    def _refresh_rounds(self) -> Generator[CommandBuffer, None, SlotMap]:
+        """The refresh, engine-free: yields a one-command buffer for the caller's engine to
+        run, reads its reply once it has, and asks the next node when one fails."""
+        known = list(self._slot_map.masters) if self._slot_map is not None else []
+        candidates = known + [self._add_seed(seed) for seed in self._seeds]
+        failures = []
+        for name in dict.fromkeys(candidates):
+            info = self.nodes[name]
+            queries = slot_map_queries(info.host, info.ssl, self._shards)
+            try:
+                words = next(queries)
+                while True:
+                    if words == SLOTS:
+                        self._shards = False  # refused once: never asked again (Redis 6.2)
+                    buffer = CommandBuffer(name, self.codec, False)  # type: ignore[arg-type]
+                    promise: Promise[Any] = Promise()
+                    buffer.add_command("CLUSTER", words, {NEVER_DECODE: True}, promise)
+                    yield buffer
+                    if promise.is_resolved:
+                        words = queries.send(promise.value)
+                    else:
+                        words = queries.throw(promise.reason)
+            except StopIteration as done:
+                slot_map: SlotMap = done.value
+            except BadHostSetup:
+                raise
+            except Exception as exc:  # a dead or stalled node: ask the next one
+                failures.append(f"{info.endpoint}: {type(exc).__name__}: {exc}")
+                continue
+            for node, (host, port) in slot_map.addresses.items():
+                self._add_node(node, host, port)
+            self._slot_map = slot_map
+            return slot_map
         raise HostError(f"No Redis Cluster node answered CLUSTER SHARDS ({'; '.join(failures)}).")
 
     @property
@@ -211,6 +294,19 @@ class RedisCluster(Cluster):
     def learn_node(self, host: str, port: int) -> str:
         """The name of the node a redirect points at (known from then on)."""
         return self._add_node(node_name(host, port), host, port)
+
+    def owner_after(self, args: tuple) -> str | None:
+        """After a node failed under a local client's command: the map re-read, the master
+        now serving the command's slot if the command may be sent again (a read or an
+        idempotent write, as in ``map()``), else None."""
+        try:
+            slot, _ = self.slot_for_command(args)
+            self.refresh_slots()
+        except (UnroutableCommand, HostError):
+            return None
+        name, head = self.codec.head(args[0])
+        entry = (name, head + tuple(map(self.codec.encoder.encode, args[1:])))
+        return (self.slot_map.owners[slot] or None) if retry_safe(entry) else None
 
     def note_moved(self, slot: int, name: str) -> None:
         """A MOVED reply the freshly read map still contradicts: trust the reply."""

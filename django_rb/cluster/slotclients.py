@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .buffer import BATCHABLE, GETS, Codec, CommandBuffer, Run
+from .buffer import _SINGLE_NAMES, _SINGLE_WORDS, BATCHABLE, GETS, Codec, CommandBuffer, Run
 from .clients import FanoutClient, MappingClient, RoutingClient
 from .engine import RoundErrors, run_round
-from .errors import UnroutableCommand
+from .errors import HostError, UnroutableCommand
 from .promise import Promise
 from .redirects import ASK, MOVED, ClusterRedirectError, Redirect, Redirects, follow_redirects
 from .slots import key_slot
@@ -29,12 +29,46 @@ class SlotBuffer(CommandBuffer):
     """A master's (or replica's) buffer: runs never mix slots; redirected commands are handed
     to the block's ``Redirects`` instead of rejecting their promises."""
 
-    __slots__ = ("tail_slot", "redirects")
+    __slots__ = ("tail_slot", "redirects", "_tail_single")
 
     def __init__(self, host_id: Any, codec: Codec, auto_batch: bool, redirects: Redirects) -> None:
         super().__init__(host_id, codec, auto_batch)
         self.tail_slot = -1
         self.redirects = redirects
+        #: the plain GET / SET / DEL ending the queue and its slot, which a neighbour of the
+        #: same slot turns into a Run (most neighbours are of other slots: no Run is built)
+        self._tail_single: tuple[Any, int] | None = None
+
+    def add_to_run(self, kind: int, args: tuple | list, promise: Promise) -> None:
+        """As the base's, but a foldable command is queued plain until a second one of the
+        same slot follows it: plain entries cost less to queue and to settle than runs of one."""
+        run = self.tail_run
+        if run is not None and run.kind == kind:
+            run.args.extend(args)
+            run.promises.append(promise)
+            return
+        if not self.auto_batch:
+            super().add_to_run(kind, args, promise)
+            return
+        queue = self.queue
+        single = self._tail_single
+        name = _SINGLE_NAMES[kind]
+        if (
+            single is not None
+            and single[1] == self.tail_slot
+            and queue
+            and queue[-1] is single[0]
+            and single[0][0] == name
+        ):  # a second one of this slot: the two become a Run
+            first = single[0]
+            run = self.tail_run = queue[-1] = Run(kind, [*first[1][1:], *args], first[3])
+            run.promises.append(promise)
+            self._tail_single = None
+            return
+        entry = (name, (_SINGLE_WORDS[kind], *args), None, promise)
+        queue.append(entry)
+        self.tail_run = None
+        self._tail_single = (entry, self.tail_slot)
 
     def take_over(self, error: BaseException, entry: Any, sent: bool) -> bool:
         """Redirects and retryable failures go to the next round."""
@@ -66,6 +100,7 @@ class _SlotRounds:
     _buffers: dict[Any, CommandBuffer]
     _errors: RoundErrors
     _max_concurrency: int | None
+    _start_clock: Any  # MappingClient's: the block's deadline, set by its first round
     auto_batch: bool
     timeout: float | None
 
@@ -89,28 +124,39 @@ class _SlotRounds:
         return buffer
 
     def _flush(self, timeout: float | None = None) -> None:
-        """Run rounds until nothing is queued, each followed by its redirect rounds."""
-        timeout = self.timeout if timeout is None else timeout
+        """Run rounds until nothing is queued, each followed by its redirect rounds; one
+        deadline (from the first round) bounds them all, slot-map refreshes included."""
+        deadline = self._start_clock(timeout)
         cluster, redirects = self._cluster, self._redirects
         redirects.errors = self._errors
 
         def run(buffers: Sequence[CommandBuffer]) -> None:
             round_errors = RoundErrors()
-            run_round(buffers, cluster.nodes, cluster.get_pool_for_host, timeout, round_errors)
-            for error in round_errors.errors:
-                if redirects.keep_error(error):
-                    self._errors.add(error)
+            run_round(buffers, cluster.nodes, cluster.get_pool_for_host, None, round_errors,
+                      deadline)  # fmt: skip
+            self._keep_errors(round_errors)
+
+        def refresh() -> None:
+            try:
+                cluster.refresh_slots(deadline)
+            except HostError:
+                pass  # no node answered in time: the old map stands, re-sent commands fail alone
 
         while self._buffers:
             buffers = list(self._buffers.values())
             self._buffers.clear()
-            follow_redirects(buffers, run, redirects, self._reroute)
+            follow_redirects(buffers, run, redirects, self._reroute, refresh)
 
-    def _reroute(self, batch: list[Redirect], refresh: bool) -> list[SlotBuffer]:
+    def _keep_errors(self, round_errors: RoundErrors) -> None:
+        """A round's errors, but those of failures whose commands all moved on (the re-sent
+        commands settle on their own, and their errors are kept then)."""
+        for error in round_errors.errors:
+            if self._redirects.keep_error(error):
+                self._errors.add(error)
+
+    def _reroute(self, batch: list[Redirect]) -> list[SlotBuffer]:
         """Queue handed-back commands where the cluster now says their slot lives."""
         cluster = self._cluster
-        if refresh:
-            cluster.refresh_slots()
         buffers: dict[str, SlotBuffer] = {}
         for redirect in batch:
             slot = redirect.slot
@@ -165,10 +211,29 @@ class SlotMappingClient(_SlotRounds, MappingClient):  # type: ignore[misc]
         return self._slot_buffer(slot, readonly).enqueue(args, options)
 
     def get(self, name: Any) -> Promise:  # type: ignore[override]
-        """GET, folded with neighbours of the same slot into one MGET."""
-        data = self._key_bytes(name)
+        """GET, folded with neighbours of the same slot into one MGET (``_slot_buffer`` and
+        the plain case of ``SlotBuffer.add_to_run`` inlined: 1,000 random keys are ~1,000
+        slots, so this is the per-command path)."""
+        data = name.encode() if type(name) is str and self._plain_utf8 else self._key_bytes(name)
+        slot = key_slot(data)
+        buffer: Any
+        if self._replicas:
+            buffer = self._slot_buffer(slot, True)
+        else:
+            cluster = self._cluster
+            host_id = (cluster._slot_map or cluster.slot_map).owners[slot] or cluster.any_master()
+            buffer = self._buffers.get(host_id) or self._buffer(host_id)
+            if slot != buffer.tail_slot:  # SlotBuffer.for_slot, inlined
+                buffer.tail_run = None
+                buffer.tail_slot = slot
         promise = Promise()
-        self._slot_buffer(key_slot(data), True).add_to_run(GETS, (data,), promise)
+        single = buffer._tail_single
+        if buffer.tail_run is None and (single is None or single[1] != slot) and buffer.auto_batch:
+            entry = ("GET", (b"GET", data), None, promise)  # no neighbour of its slot to join
+            buffer.queue.append(entry)
+            buffer._tail_single = (entry, slot)
+        else:
+            buffer.add_to_run(GETS, (data,), promise)
         return promise
 
     def _add_to_run(self, kind: int, name: Any, data: bytes, args: tuple) -> Promise:

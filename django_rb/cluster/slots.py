@@ -7,7 +7,7 @@ disturbed. Nodes are named ``"host:port"``, the ids ``RedisCluster.hosts`` is ke
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from .errors import BadHostSetup
 #: How many slots a Redis Cluster has.
 SLOT_COUNT = REDIS_CLUSTER_HASH_SLOTS
 
-__all__ = ["SLOT_COUNT", "SlotMap", "key_slot", "node_name", "read_slot_map"]
+__all__ = ["SLOT_COUNT", "SlotMap", "key_slot", "node_name", "slot_map_queries"]
 
 
 def node_name(host: str, port: int) -> str:
@@ -49,17 +49,29 @@ class SlotMap:
         return SlotMap(tuple(owners), {**self.addresses, name: address}, self.replicas)
 
 
-def read_slot_map(execute: Callable[..., Any], default_host: str, tls: bool = False) -> SlotMap:
-    """Ask one node for the topology (``execute(*words)`` runs a command on it)."""
+#: The topology commands: CLUSTER SHARDS (Redis 7), CLUSTER SLOTS (older servers).
+SHARDS = (b"CLUSTER", b"SHARDS")
+SLOTS = (b"CLUSTER", b"SLOTS")
+
+
+def slot_map_queries(
+    default_host: str, tls: bool = False, shards: bool = True
+) -> Generator[tuple[bytes, ...], Any, SlotMap]:
+    """Read the topology from one node, engine-free: yields the command to run there, is sent
+    its reply (or thrown its error reply) and returns the map. The selector engine and asyncio
+    drive it alike (``RedisCluster.refresh_slots`` / ``arefresh_slots``). ``shards=False``
+    goes straight to CLUSTER SLOTS (a server that refused CLUSTER SHARDS before)."""
+    if not shards:
+        return _from_slots((yield SLOTS), default_host)
     try:
-        reply = execute("CLUSTER", "SHARDS")
+        reply = yield SHARDS
     except ResponseError as exc:
         if "cluster support disabled" in str(exc).lower():
             raise BadHostSetup(
                 "The seed node is not in cluster mode (cluster support disabled): use an "
                 "rb-style cluster for it, or point startup_nodes at a Redis Cluster."
             ) from exc
-        reply = execute("CLUSTER", "SLOTS")  # Redis 6.2 has no CLUSTER SHARDS
+        reply = yield SLOTS  # Redis 6.2 has no CLUSTER SHARDS
         return _from_slots(reply, default_host)
     return _from_shards(reply, default_host, tls)
 
