@@ -5,6 +5,7 @@ import time
 
 import pytest
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from django_rb.cluster import ClusterRedirectError, HostError, RedisCluster
@@ -279,3 +280,63 @@ def test_a_slot_served_by_no_master_is_rejected_clearly_others_answer(cluster, r
             reshaped.client(node).config_set("cluster-require-full-coverage", "yes")
         reshaped.wait_ok()
     assert cluster.get_routing_client().get("{down}:1") == b"1"
+
+
+def test_local_clients_and_rbcache_pick_up_a_failover(redis_cluster_nodes, settings):
+    setup = redis_cluster_nodes(3, 1)
+    master, replica = setup.masters[0], setup.replicas[0]
+    options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+    settings.RB_CLUSTERS = {
+        "events": {"is_redis_cluster": True, "hosts": [setup.masters[1].url()],
+                   "pool_options": options}
+    }  # fmt: skip
+    from django_rb.cache import RBCache
+
+    cache = RBCache("events", {})
+    cluster = cache.cluster
+    name = next(f"fo{i}" for i in range(1000) if cluster.get_router().get_host_for_key(
+        cache.make_key(f"fo{i}")).endswith(f":{master.port}"))  # fmt: skip
+    old_master = cluster.get_router().get_host_for_key(cache.make_key(name))
+    counter = f"{{{cache.make_key(name)}}}:n"
+    try:
+        cache.set(name, "before")
+        cluster.get_local_client(old_master).set(counter, 1)
+        setup.client(master).wait(1, 2000)
+        master.stop()
+        setup.client(replica).execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+        setup.wait_ok(without=(master,))
+        assert cache.get(name) == "before"  # a read: re-sent to the promoted replica
+        assert old_master not in cluster.hosts
+        stale = cluster.get_local_client(old_master)
+        with pytest.raises(RedisConnectionError):
+            stale.incr(counter)  # may have run: never sent twice
+        assert cluster.get_local_client_for_key(counter).incr(counter) == 2
+        cache.set(name, "after")
+        assert setup.client(replica).exists(cache.make_key(name)) == 1
+    finally:
+        cluster.disconnect_pools()
+
+
+def test_a_block_without_timeout_asks_a_stalled_node_for_the_map_last(reshaped):
+    """Reads lost with a stalled master are retried once; the slot-map refresh before the
+    retry asks the other masters first, so the block costs two socket timeouts, not three."""
+    reshaped.flush()
+    stall = 1.0
+    options = {"socket_timeout": stall, "socket_connect_timeout": stall}
+    cluster = RedisCluster(reshaped.startup_nodes(), pool_options=options)
+    stalled = reshaped.node_of_slot(0)  # the first master a refresh would ask
+    keys = keys_in_slot(tag_owned_by(reshaped, stalled, "askedlast"), 5)
+    try:
+        with cluster.map() as client:
+            client.mset({key: key for key in keys})
+        stalled.pause()
+        started = time.monotonic()
+        with pytest.raises(HostError):
+            with cluster.map(auto_batch=False) as client:
+                read = [client.get(key) for key in keys]
+        elapsed = time.monotonic() - started
+    finally:
+        stalled.resume()
+        cluster.disconnect_pools()
+    assert all(isinstance(p.reason, HostError) for p in read)
+    assert stall * 1.8 <= elapsed < stall * 2.6, f"the block took {elapsed:.2f}s"

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Generator, Mapping
+from collections.abc import Collection, Generator, Mapping
 from typing import Any
 
 from redis.client import NEVER_DECODE
 from redis.exceptions import AskError, MovedError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._keyspecs_table import COMMANDS
 from .aio import arun_round
@@ -28,7 +30,7 @@ from .errors import BadHostSetup, HostError, UnroutableCommand
 from .hosts import HostInfo
 from .keyspecs import command_keys
 from .promise import Promise
-from .redirects import MAX_REDIRECTS, ClusterRedirectError
+from .redirects import MAX_REDIRECTS, ClusterRedirectError, retry_safe
 from .router import BaseRouter
 from .slotclients import SlotFanoutClient, SlotMappingClient, SlotRoutingClient
 from .slots import SLOTS, SlotMap, key_slot, node_name, slot_map_queries
@@ -64,21 +66,31 @@ class SlotLocalClient(LocalClient):
     """A node's own redis-py client that follows redirects as ``map()`` does: after MOVED (the
     slot was resharded away) it re-reads the slot map and sends the command to the new owner;
     after ASK (the slot is half-migrated and the key already moved) it sends ASKING and the
-    command to the named node on one connection, leaving the slot map alone."""
+    command to the named node on one connection, leaving the slot map alone. When the node
+    fails (a failover), the map is re-read and a read or idempotent write is sent once to the
+    slot's new owner; other commands raise, and the next call goes to the new owner."""
 
     def __init__(self, cluster: RedisCluster, name: str) -> None:
         super().__init__(connection_pool=cluster.get_pool_for_host(name))  # type: ignore[arg-type]
         self._cluster = weakref.ref(cluster)
+        self._name = name
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        """As redis-py's, plus MOVED and ASK followed (a bounded number of times)."""
+        """As redis-py's, plus MOVED, ASK and a failover followed (a bounded number of times)."""
         client: LocalClient = self
-        asking = False
+        name, asking, failed_over = self._name, False, False
         for _ in range(MAX_REDIRECTS):
             try:
                 if asking:
                     return _asking(client, args, options)
                 return LocalClient.execute_command(client, *args, **options)
+            except (RedisConnectionError, RedisTimeoutError):
+                cluster = self._cluster()
+                owner = None if cluster is None or failed_over else cluster.owner_after(args)
+                if cluster is None or owner is None or owner == name:
+                    raise
+                client = cluster.get_local_client(owner)  # type: ignore[arg-type]
+                name, asking, failed_over = owner, False, True
             except AskError as exc:  # MovedError is one too
                 cluster = self._cluster()
                 if cluster is None:
@@ -88,7 +100,7 @@ class SlotLocalClient(LocalClient):
                 if not asking:
                     cluster.refresh_slots()
                     cluster.note_moved(exc.slot_id, owner)
-                client = cluster.get_local_client(owner)  # type: ignore[arg-type]
+                client, name = cluster.get_local_client(owner), owner  # type: ignore[arg-type]
         raise ClusterRedirectError(
             f"{args[0]!r} was still redirected after {MAX_REDIRECTS} tries (the cluster is "
             "resharding): retry later"
@@ -202,11 +214,12 @@ class RedisCluster(Cluster):
         """Whether the slot map was read already (else the first use reads it)."""
         return self._slot_map is not None
 
-    def refresh_slots(self, deadline: float | None = None) -> SlotMap:
-        """Re-read the slot map from the first node that answers (masters, then seeds), on the
-        selector engine; ``deadline`` (a block's, ``time.monotonic()`` based) bounds it all."""
+    def refresh_slots(self, deadline: float | None = None, last: Collection[str] = ()) -> SlotMap:
+        """Re-read the slot map from the first node that answers (masters, then seeds, the
+        nodes named in ``last``, e.g. ones that just failed, at the end), on the selector
+        engine; ``deadline`` (a block's, ``time.monotonic()`` based) bounds it all."""
         with self._refresh_lock:
-            rounds = self._refresh_rounds()
+            rounds = self._refresh_rounds(last)
             try:
                 buffer = next(rounds)
                 while True:
@@ -215,9 +228,11 @@ class RedisCluster(Cluster):
             except StopIteration as done:
                 return done.value
 
-    async def arefresh_slots(self, deadline: float | None = None) -> SlotMap:
+    async def arefresh_slots(
+        self, deadline: float | None = None, last: Collection[str] = ()
+    ) -> SlotMap:
         """``refresh_slots`` on the asyncio engine: the event loop is never blocked."""
-        rounds = self._refresh_rounds()
+        rounds = self._refresh_rounds(last)
         try:
             buffer = next(rounds)
             while True:
@@ -226,11 +241,12 @@ class RedisCluster(Cluster):
         except StopIteration as done:
             return done.value
 
-    def _refresh_rounds(self) -> Generator[CommandBuffer, None, SlotMap]:
+    def _refresh_rounds(self, last: Collection[str]) -> Generator[CommandBuffer, None, SlotMap]:
         """The refresh, engine-free: yields a one-command buffer for the caller's engine to
         run, reads its reply once it has, and asks the next node when one fails."""
         known = list(self._slot_map.masters) if self._slot_map is not None else []
         candidates = known + [self._add_seed(seed) for seed in self._seeds]
+        candidates.sort(key=lambda name: name in last)  # (a stable sort: the order stays)
         failures = []
         for name in dict.fromkeys(candidates):
             info = self.nodes[name]
@@ -282,6 +298,19 @@ class RedisCluster(Cluster):
     def learn_node(self, host: str, port: int) -> str:
         """The name of the node a redirect points at (known from then on)."""
         return self._add_node(node_name(host, port), host, port)
+
+    def owner_after(self, args: tuple) -> str | None:
+        """After a node failed under a local client's command: the map re-read, the master
+        now serving the command's slot if the command may be sent again (a read or an
+        idempotent write, as in ``map()``), else None."""
+        try:
+            slot, _ = self.slot_for_command(args)
+            self.refresh_slots()
+        except (UnroutableCommand, HostError):
+            return None
+        name, head = self.codec.head(args[0])
+        entry = (name, head + tuple(map(self.codec.encoder.encode, args[1:])))
+        return (self.slot_map.owners[slot] or None) if retry_safe(entry) else None
 
     def note_moved(self, slot: int, name: str) -> None:
         """A MOVED reply the freshly read map still contradicts: trust the reply."""
