@@ -315,3 +315,28 @@ def test_local_clients_and_rbcache_pick_up_a_failover(redis_cluster_nodes, setti
         assert setup.client(replica).exists(cache.make_key(name)) == 1
     finally:
         cluster.disconnect_pools()
+
+
+def test_a_block_without_timeout_asks_a_stalled_node_for_the_map_last(reshaped):
+    """Reads lost with a stalled master are retried once; the slot-map refresh before the
+    retry asks the other masters first, so the block costs two socket timeouts, not three."""
+    reshaped.flush()
+    stall = 1.0
+    options = {"socket_timeout": stall, "socket_connect_timeout": stall}
+    cluster = RedisCluster(reshaped.startup_nodes(), pool_options=options)
+    stalled = reshaped.node_of_slot(0)  # the first master a refresh would ask
+    keys = keys_in_slot(tag_owned_by(reshaped, stalled, "askedlast"), 5)
+    try:
+        with cluster.map() as client:
+            client.mset({key: key for key in keys})
+        stalled.pause()
+        started = time.monotonic()
+        with pytest.raises(HostError):
+            with cluster.map(auto_batch=False) as client:
+                read = [client.get(key) for key in keys]
+        elapsed = time.monotonic() - started
+    finally:
+        stalled.resume()
+        cluster.disconnect_pools()
+    assert all(isinstance(p.reason, HostError) for p in read)
+    assert stall * 1.8 <= elapsed < stall * 2.6, f"the block took {elapsed:.2f}s"

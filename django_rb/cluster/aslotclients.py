@@ -36,7 +36,7 @@ class _AsyncSlotRounds(_AsyncRounds):
         for step in redirect_rounds(buffers, redirects, self._reroute):  # type: ignore[attr-defined]
             if isinstance(step, Refresh):
                 try:
-                    await cluster.arefresh_slots(deadline)
+                    await cluster.arefresh_slots(deadline, redirects.failed_hosts)
                 except HostError:
                     pass  # no node answered in time: the old map stands, as in map()
             elif isinstance(step, float):

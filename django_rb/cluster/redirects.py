@@ -96,6 +96,8 @@ class Redirects:
         self._tries: dict[tuple[int, bool], int] = {}
         self._absorbed: set[int] = set()
         self._kept: set[int] = set()
+        #: the nodes that failed in this block: a slot-map refresh asks them last
+        self.failed_hosts: set[Any] = set()
 
     def take(self, error: BaseException, entry: Any, sent: bool) -> bool:
         """A buffer's ``take_over``: claim redirected commands and retryable failures."""
@@ -115,6 +117,7 @@ class Redirects:
         return True
 
     def _take_failure(self, error: BaseException, entry: Any, sent: bool) -> bool:
+        self.failed_hosts.add(getattr(error, "host_id", None))
         slot = self.slot_of(entry)
         if (
             slot is None

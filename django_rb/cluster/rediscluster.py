@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Generator, Mapping
+from collections.abc import Collection, Generator, Mapping
 from typing import Any
 
 from redis.client import NEVER_DECODE
@@ -214,11 +214,12 @@ class RedisCluster(Cluster):
         """Whether the slot map was read already (else the first use reads it)."""
         return self._slot_map is not None
 
-    def refresh_slots(self, deadline: float | None = None) -> SlotMap:
-        """Re-read the slot map from the first node that answers (masters, then seeds), on the
-        selector engine; ``deadline`` (a block's, ``time.monotonic()`` based) bounds it all."""
+    def refresh_slots(self, deadline: float | None = None, last: Collection[str] = ()) -> SlotMap:
+        """Re-read the slot map from the first node that answers (masters, then seeds, the
+        nodes named in ``last``, e.g. ones that just failed, at the end), on the selector
+        engine; ``deadline`` (a block's, ``time.monotonic()`` based) bounds it all."""
         with self._refresh_lock:
-            rounds = self._refresh_rounds()
+            rounds = self._refresh_rounds(last)
             try:
                 buffer = next(rounds)
                 while True:
@@ -227,9 +228,11 @@ class RedisCluster(Cluster):
             except StopIteration as done:
                 return done.value
 
-    async def arefresh_slots(self, deadline: float | None = None) -> SlotMap:
+    async def arefresh_slots(
+        self, deadline: float | None = None, last: Collection[str] = ()
+    ) -> SlotMap:
         """``refresh_slots`` on the asyncio engine: the event loop is never blocked."""
-        rounds = self._refresh_rounds()
+        rounds = self._refresh_rounds(last)
         try:
             buffer = next(rounds)
             while True:
@@ -238,11 +241,12 @@ class RedisCluster(Cluster):
         except StopIteration as done:
             return done.value
 
-    def _refresh_rounds(self) -> Generator[CommandBuffer, None, SlotMap]:
+    def _refresh_rounds(self, last: Collection[str]) -> Generator[CommandBuffer, None, SlotMap]:
         """The refresh, engine-free: yields a one-command buffer for the caller's engine to
         run, reads its reply once it has, and asks the next node when one fails."""
         known = list(self._slot_map.masters) if self._slot_map is not None else []
         candidates = known + [self._add_seed(seed) for seed in self._seeds]
+        candidates.sort(key=lambda name: name in last)  # (a stable sort: the order stays)
         failures = []
         for name in dict.fromkeys(candidates):
             info = self.nodes[name]

@@ -138,7 +138,7 @@ class _SlotRounds:
 
         def refresh() -> None:
             try:
-                cluster.refresh_slots(deadline)
+                cluster.refresh_slots(deadline, redirects.failed_hosts)
             except HostError:
                 pass  # no node answered in time: the old map stands, re-sent commands fail alone
 
