@@ -470,3 +470,49 @@ def test_a_configuration_error_is_not_mistaken_for_a_dead_node(rb_nodes):
             promise = client.get("k")
     assert not isinstance(info.value, HostConnectionError)
     assert promise.is_rejected and promise.reason is info.value
+
+
+def test_pools_disconnected_by_another_thread_mid_round_never_cross_replies(three_nodes):
+    """disconnect_pools() closes sockets that rounds in other threads are using: those rounds
+    fail for the hosts hit (a HostConnectionError) or succeed, never hang, and never read a
+    reply meant for another connection (sockets are read by descriptor: a closed one must not
+    be confused with a file that reused its number)."""
+    cluster = make_cluster(three_nodes)
+    expected = {f"x{t}:{i}": f"{t}:{i}".encode() for t in range(4) for i in range(60)}
+    with cluster.map() as client:
+        for key, value in expected.items():
+            client.set(key, value)
+    stop = threading.Event()
+    problems: list[str] = []
+    rounds = [0]
+
+    def reader(t: int) -> None:
+        keys = [f"x{t}:{i}" for i in range(60)]
+        while not stop.is_set():
+            try:
+                with cluster.map(timeout=2.0) as client:
+                    promises = {key: client.get(key) for key in keys}
+            except (HostConnectionError, HostTimeoutError):
+                continue
+            for key, promise in promises.items():
+                if promise.value != expected[key]:
+                    problems.append(f"{key}: {promise.value!r}")
+            rounds[0] += 1
+
+    threads = [threading.Thread(target=reader, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        cluster.disconnect_pools()
+        with open(os.devnull, "rb") as _:  # a file opened meanwhile may take a freed number
+            time.sleep(0.002)
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert problems == []
+    assert rounds[0] > 0
+    with cluster.map() as client:  # and the cluster still works
+        values = {key: client.get(key) for key in expected}
+    assert {key: p.value for key, p in values.items()} == expected

@@ -310,9 +310,7 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
 
     def run_script(self, script: ClusterScript, keys: list[Any], args: list[Any]) -> Promise:
         """Queue a script on the host of its keys (see ``register_script``)."""
-        host_id = self._router.get_host_for_command(
-            "EVALSHA", (script.sha, len(keys), *keys, *args)
-        )
+        host_id = script_host(self._router, script, keys, args)
         return self._queue_evalsha(host_id, script, (len(keys), *keys, *args))
 
     def _queue_evalsha(self, host_id: int, script: ClusterScript, words: tuple) -> Promise:
@@ -452,6 +450,14 @@ class FanoutClient(MappingClient):
         return Promise.all({h: self._queue_evalsha(h, script, words) for h in hosts})
 
 
+def script_host(router: Any, script: ClusterScript, keys: list[Any], args: list[Any]) -> Any:
+    """The host a script call goes to: its one key's (the common call, and one slot on a
+    Redis Cluster), else the one host (slot) all its keys share."""
+    if len(keys) == 1:
+        return router.get_host_for_key(keys[0])
+    return router.get_host_for_command("EVALSHA", (script.sha, len(keys), *keys, *args))
+
+
 C = TypeVar("C", bound=MappingClient)
 
 
@@ -491,8 +497,7 @@ class RoutingClient(_ClusterClient, Redis):  # type: ignore[misc]
 
     def run_script(self, script: ClusterScript, keys: list[Any], args: list[Any]) -> Any:
         """Run a script on the host of its keys; that host's client loads it on NOSCRIPT."""
-        router = self._cluster.get_router()
-        host_id = router.get_host_for_command("EVALSHA", (script.sha, len(keys), *keys, *args))
+        host_id = script_host(self._cluster.get_router(), script, keys, args)
         local = self._cluster.get_local_client(host_id)
         return Script.__call__(script, keys, args, local)
 

@@ -50,7 +50,7 @@ class _Link:
 
     __slots__ = ("buffer", "host", "pool", "conn", "sock", "watched", "saved_timeout", "out",
                  "sent", "reader", "idle_timeout", "deadline", "connect_deadline", "events",
-                 "dial", "login", "fd", "raw", "taken")  # fmt: skip
+                 "dial", "login", "fd", "by_fd", "taken")  # fmt: skip
 
     def __init__(self, buffer: CommandBuffer, host: HostInfo, pool: Any, conn: Any) -> None:
         self.buffer = buffer
@@ -71,10 +71,12 @@ class _Link:
         self.dial: Dial | None = None
         self.login: list[LoginStep] = []  # login replies still owed, in order
         self.fd = -1  # the descriptor the selector watches for this link
-        #: the descriptor read and written directly (os.read/os.write), or -1: through the
-        #: socket object. A plain socket in timeout mode is non-blocking at the OS level
-        #: already, so the round needs no setblocking() there and back (two syscalls per host).
-        self.raw = -1
+        #: read and written by descriptor (os.read/os.write) rather than through the socket
+        #: object: a plain socket in timeout mode is non-blocking at the OS level already, so
+        #: the round needs no setblocking() there and back (two syscalls per host). The
+        #: descriptor is asked of the socket at each call: one closed by another thread
+        #: answers -1 (EBADF), never a number the OS has since given to another file.
+        self.by_fd = False
         self.taken = False  # from ConnectionPool.take(): given back with give_back()
 
     @property
@@ -192,12 +194,7 @@ def _watch(poller: Any, live: dict[int, _Link], link: _Link, now: float,
     """Keep the poller's view of a link current: what it waits for, on which socket, until
     when; a link that is done or failed is forgotten."""
     if link.watched is not None and (link.conn is None or link.watched is not link.sock):
-        live.pop(link.fd, None)
-        try:
-            poller.unregister(link.fd)
-        except (KeyError, ValueError):
-            pass
-        link.watched = None
+        _forget(poller, live, link)
     if link.conn is None:
         return
     link.deadline = _next_deadline(link, now, round_deadline)
@@ -213,11 +210,22 @@ def _watch(poller: Any, live: dict[int, _Link], link: _Link, now: float,
             raise OSError("the socket is closed")
         poller.register(fd, wanted)  # registering again replaces the events
     except (ValueError, OSError, KeyError) as exc:  # closed under us by another thread
+        _forget(poller, live, link)  # else the loop would go on waiting for it
         _fail(link, HostConnectionError(f"connection unusable: {exc}", link.host), errors)
-        link.watched = None
         return
     link.watched, link.fd, link.events = link.sock, fd, wanted
     live[fd] = link
+
+
+def _forget(poller: Any, live: dict[int, _Link], link: _Link) -> None:
+    """Stop watching a link's descriptor (by the number it was registered under)."""
+    if link.watched is not None and live.get(link.fd) is link:
+        del live[link.fd]
+        try:
+            poller.unregister(link.fd)
+        except (KeyError, ValueError):
+            pass
+    link.watched = None
 
 
 def _take(buffer: CommandBuffer, host: HostInfo, get_pool: Callable[[int], Any],
@@ -309,9 +317,9 @@ def _prepare(link: _Link, errors: RoundErrors) -> bool:
     try:
         link.saved_timeout = sock.gettimeout()
         if link.saved_timeout and type(sock) is socket.socket:
-            link.raw = sock.fileno()
-            if link.raw < 0:
+            if sock.fileno() < 0:
                 raise OSError("the socket is closed")
+            link.by_fd = True
         else:
             sock.setblocking(False)
     except Exception as exc:  # the socket was closed under us (another thread disconnected)
@@ -355,13 +363,13 @@ def _advance_dial(link: _Link, errors: RoundErrors) -> None:
 
 def _write(link: _Link, errors: RoundErrors) -> None:
     out = link.out
-    raw = link.raw
+    sock, by_fd = link.sock, link.by_fd
     try:
         while link.sent < len(out):
-            if raw >= 0:
-                link.sent += os.write(raw, out[link.sent :])
+            if by_fd:
+                link.sent += os.write(sock.fileno(), out[link.sent :])
             else:
-                link.sent += link.sock.send(out[link.sent :])
+                link.sent += sock.send(out[link.sent :])
     except _WOULD_BLOCK:
         pass  # the kernel buffer is full: the selector says when it drains
     except OSError as exc:
@@ -372,10 +380,10 @@ def _write(link: _Link, errors: RoundErrors) -> None:
 
 
 def _read(link: _Link, errors: RoundErrors) -> None:
-    sock, reader, buffer, raw = link.sock, link.reader, link.buffer, link.raw
+    sock, reader, buffer, by_fd = link.sock, link.reader, link.buffer, link.by_fd
     try:
         while True:
-            data = os.read(raw, READ_SIZE) if raw >= 0 else sock.recv(READ_SIZE)
+            data = os.read(sock.fileno(), READ_SIZE) if by_fd else sock.recv(READ_SIZE)
             if not data:
                 _fail(link, HostConnectionError("connection closed by the server", link.host),
                       errors)  # fmt: skip
@@ -429,7 +437,7 @@ def _logged_in(link: _Link, reply: Any, errors: RoundErrors) -> bool:
 def _finish(link: _Link) -> None:
     """All replies are in: the connection goes back to its pool, clean and blocking again."""
     conn, link.conn = link.conn, None
-    if link.raw < 0:  # else it never left timeout mode
+    if not link.by_fd:  # else it never left timeout mode
         try:
             link.sock.settimeout(link.saved_timeout)
         except OSError:  # closed under us after its last reply: the pool reconnects it

@@ -12,8 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from redis.exceptions import RedisError
-
 from django_rb.cluster.promise import Promise
 from django_rb.cluster.scripts import ClusterScript
 
@@ -134,17 +132,8 @@ def queue(work: Plan, client: Any, prefix: str) -> dict[int, Promise]:
             assert rate is not None
             keys.append(f"{prefix}:{limit.key}")
             argv += [rate.interval_us, rate.burst, limit.cost]
-        promises[host_id] = _call_bucket(client, keys, argv)
+        promises[host_id] = _BUCKET(keys, argv, client=client)
     return promises
-
-
-def _call_bucket(client: Any, keys: list[str], argv: list[Any]) -> Promise:
-    """The script call as a promise: map() clients give one, a node's own client a reply."""
-    try:
-        reply = _BUCKET(keys, argv, client=client)
-    except RedisError as exc:  # only a node's own client raises here (a node down, ...)
-        return Promise.rejected(exc)
-    return reply if isinstance(reply, Promise) else Promise.resolved(reply)
 
 
 def read(work: Plan, promises: dict[int, Promise]) -> list[Decision]:
@@ -187,8 +176,7 @@ class RateLimiter:
 
     ``cluster`` is a name in ``RB_CLUSTERS``, a cluster object, or None for the
     ``RB_RATELIMIT["CLUSTER"]`` setting. ``timeout`` (seconds) bounds each round; without one,
-    rounds are bounded by the cluster's socket timeouts and a batch whose buckets all sit on
-    one node is sent straight to that node's client (cheaper than a map() round).
+    rounds are bounded by the cluster's socket timeouts.
     """
 
     def __init__(
@@ -238,12 +226,7 @@ class RateLimiter:
         cluster = self.cluster
         work = plan(limits, self.prefix, cluster.get_router(), spend, now)
         promises: dict[int, Promise] = {}
-        if len(work.by_host) == 1 and self.timeout is None:
-            # one node: one command, sent at once on that node's client (bounded by the
-            # cluster's socket timeouts), which costs less than a map() round
-            # (the routing client: on a Redis Cluster it follows MOVED / ASK as well)
-            promises = queue(work, cluster.get_routing_client(), self.prefix)
-        elif work.by_host:
+        if work.by_host:  # one node or many: a map() round costs fewer syscalls than redis-py
             try:
                 with cluster.map(timeout=self.timeout) as client:
                     promises = queue(work, client, self.prefix)
