@@ -2,6 +2,7 @@
 wait, cancelled rounds that leak nothing, logins (AUTH, SELECT, ACL users, unix sockets)."""
 
 import asyncio
+import gc
 import os
 import random
 import subprocess
@@ -321,6 +322,24 @@ def test_asyncio_timeout_around_a_block_leaks_nothing(three_nodes, arun):
     fds_before, fds_after, after, in_use = arun(main())
     assert after.value == {0: True, 1: True, 2: True}
     assert in_use == [0, 0, 0] and fds_after <= fds_before + 1
+
+
+def test_a_closed_loop_takes_its_pools_and_connections_with_it(rb_cluster, arun):
+    # asyncio.run() per call (what async_to_sync may do): no adisconnect_pools() in sight
+    async def one():
+        async with rb_cluster.amap() as client:
+            promises = [client.set(f"loop:{h}", h) for h in range(8)]
+        return [p.value for p in promises]
+
+    def live_loops():
+        gc.collect()
+        return sum(isinstance(o, asyncio.AbstractEventLoop) for o in gc.get_objects())
+
+    arun(one())
+    loops, fds = live_loops(), open_fds()
+    for _ in range(20):
+        assert arun(one()) == [True] * 8
+    assert live_loops() <= loops and open_fds() <= fds
 
 
 def test_login_with_password_and_db(three_nodes, arun):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import math
 import time
 import weakref
@@ -196,26 +197,36 @@ class AsyncPool:
             self.count -= 1
 
 
+_pool_names = itertools.count()
+
+
 class LoopPools:
-    """Every host's AsyncPool, per running event loop."""
+    """Every host's AsyncPool, per running event loop.
+
+    Each loop holds its own pools (in an attribute named for this cluster): a table of loops
+    here would keep every loop alive through its connections' transports, while a loop that
+    owns its pools takes them with it when it goes (a cycle the garbage collector breaks).
+    """
 
     def __init__(self) -> None:
+        self._attr = f"_django_rb_pools_{next(_pool_names)}"
+        #: for a loop that takes no attributes (none of asyncio's or uvloop's)
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, AsyncPool]]
         self._by_loop = weakref.WeakKeyDictionary()
-        #: the last loop asked about and its pools (a weak-key lookup costs a weakref per call)
-        self._last: tuple[Any, dict[int, AsyncPool]] = (None, {})
 
     def for_loop(self) -> dict[int, AsyncPool]:
         """The running loop's pools, ``{host_id: pool}``."""
         loop = asyncio.get_running_loop()
-        last_loop, pools = self._last
-        if last_loop is not None and last_loop() is loop:
-            return pools
-        found = self._by_loop.get(loop)
-        if found is None:
-            found = self._by_loop[loop] = {}
-        self._last = (weakref.ref(loop), found)
-        return found
+        pools = getattr(loop, self._attr, None)
+        if pools is None:
+            pools = self._by_loop.get(loop)
+            if pools is None:
+                pools = {}
+                try:
+                    setattr(loop, self._attr, pools)
+                except AttributeError:
+                    self._by_loop[loop] = pools
+        return pools
 
     def get(self, host: HostInfo, settings: Callable[[], Any],
             pool_options: Mapping[str, Any]) -> AsyncPool:  # fmt: skip
@@ -228,7 +239,10 @@ class LoopPools:
 
     def close_loop(self) -> None:
         """Close the running loop's idle connections and forget its pools."""
+        pools = self.for_loop()
         loop = asyncio.get_running_loop()
-        self._last = (None, {})
-        for pool in self._by_loop.pop(loop, {}).values():
+        if getattr(loop, self._attr, None) is pools:
+            delattr(loop, self._attr)
+        self._by_loop.pop(loop, None)
+        for pool in pools.values():
             pool.close()

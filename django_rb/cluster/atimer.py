@@ -16,25 +16,29 @@ from collections.abc import Callable
 
 class EarliestTimer:
     """Calls ``callback`` once the earliest armed due time (``time.monotonic()``) has passed;
-    the callback re-arms it for whatever is still due later."""
+    the callback re-arms it for whatever is still due later.
 
-    __slots__ = ("callback", "handle", "at")
+    It keeps no handle: a timer superseded by an earlier one fires later and does nothing.
+    Holding the handle (to cancel it) would hold its event loop, and the per-loop objects
+    that own these timers would keep a closed loop alive.
+    """
+
+    __slots__ = ("callback", "at")
 
     def __init__(self, callback: Callable[[], None]) -> None:
         self.callback = callback
-        self.handle: asyncio.TimerHandle | None = None
         self.at = math.inf
 
     def arm(self, due: float) -> None:
         """Make sure the callback runs by ``due`` (in the running loop); inf: never."""
         if due >= self.at:
             return
-        if self.handle is not None:
-            self.handle.cancel()
-        loop = asyncio.get_running_loop()
-        self.handle = loop.call_at(loop.time() + due - time.monotonic(), self._fire)
         self.at = due
+        loop = asyncio.get_running_loop()
+        loop.call_at(loop.time() + due - time.monotonic(), self._fire, due)
 
-    def _fire(self) -> None:
-        self.handle, self.at = None, math.inf
+    def _fire(self, due: float) -> None:
+        if due != self.at:  # an earlier timer took over from this one
+            return
+        self.at = math.inf
         self.callback()
