@@ -65,7 +65,8 @@ class JSONSerializer:
         return json.dumps(value, cls=self.encoder_class, separators=(",", ":")).encode()
 
     def loads(self, data: bytes) -> Any:
-        return json.loads(data)
+        # what dumps() wrote is UTF-8: saying so skips json's encoding detection on bytes
+        return json.loads(data.decode())
 
 
 class MSGPackSerializer:
