@@ -253,16 +253,28 @@ def main(argv: list[str] | None = None) -> int:
         if proxies:
             print(f"Every node behind its own delay proxy ({args.delay_us:g} µs each way):")
             print()
+            ports = [proxy.ports[0] for proxy in proxies]
+            delayed_floors = {
+                f"{FLOOR4}, delayed": RawMgetFloor(ports[:4]),
+                f"{FLOOR1}, delayed": RawMgetFloor(ports[4:]),
+            }
+            floors.update(delayed_floors)  # closed with the others
             delayed_results = {
-                (op, n): measure_cell(caches, DELAYED_ROWS, op, n, budget, passes, min_runs)
+                (op, n): measure_cell(
+                    caches, DELAYED_ROWS, op, n, budget, passes, min_runs, delayed_floors
+                )
                 for op, n in DELAYED_CELLS
             }
-            print_table(delayed_results, DELAYED_ROWS, DELAYED_CELLS)
+            print_table(delayed_results, (*DELAYED_ROWS, *delayed_floors), DELAYED_CELLS)
             print()
+            floor4, floor1 = delayed_floors
             for op, n in DELAYED_CELLS:
                 cell = delayed_results[(op, n)]
                 ratio = cell[DELAYED_ROWS[1]] / cell[DELAYED_ROWS[0]]
-                print(f"* delayed {op}({n}): django-redis / RBCache {ratio:.2f}x")
+                line = f"* delayed {op}({n}): django-redis / RBCache {ratio:.2f}x"
+                if floor4 in cell:
+                    line += f"; 1-node floor / 4-node floor {cell[floor1] / cell[floor4]:.2f}x"
+                print(line)
             print()
         missed = False
         for what, value, target, goal in ratios(results):
