@@ -144,6 +144,16 @@ async def ticking(block):
     return result, elapsed, ticks
 
 
+def ticking_while_paused(node, cluster, block, arun):
+    """Run ``block`` (counting another task's ticks) while ``node`` is stopped."""
+    node.pause()
+    try:
+        return arun(ticking(block))
+    finally:
+        node.resume()
+        cluster.disconnect_pools()
+
+
 def test_the_slot_map_refresh_after_moved_is_awaited_not_blocking(reshaped, arun):
     """The first node a refresh asks stalls: the loop keeps running other tasks meanwhile."""
     reshaped.flush()
@@ -160,12 +170,7 @@ def test_the_slot_map_refresh_after_moved_is_awaited_not_blocking(reshaped, arun
         async with cluster.amap(auto_batch=False) as client:
             return [client.get(key) for key in keys]
 
-    asked_first.pause()
-    try:
-        read, elapsed, ticks = arun(ticking(block))
-    finally:
-        asked_first.resume()
-        cluster.disconnect_pools()
+    read, elapsed, ticks = ticking_while_paused(asked_first, cluster, block, arun)
     assert [p.value for p in read] == [k.encode() for k in keys]
     assert elapsed >= STALL * 0.8  # the refresh did wait for the stalled node, then asked another
     assert ticks >= 20, f"another task ran {ticks} times in {elapsed:.2f}s: the loop was blocked"
@@ -184,12 +189,7 @@ def test_the_first_slot_map_is_read_on_the_loop(reshaped, arun):
             return [client.set(key, key) for key in keys if cluster.get_router()
                     .get_host_for_key(key) != f"127.0.0.1:{stalled.port}"]  # fmt: skip
 
-    stalled.pause()
-    try:
-        written, elapsed, ticks = arun(ticking(block))
-    finally:
-        stalled.resume()
-        cluster.disconnect_pools()
+    written, elapsed, ticks = ticking_while_paused(stalled, cluster, block, arun)
     assert written and all(p.value is True for p in written)
     assert elapsed >= STALL * 0.8  # the stalled seed was asked first
     assert ticks >= 20, f"another task ran {ticks} times in {elapsed:.2f}s: the loop was blocked"
