@@ -375,3 +375,28 @@ def test_pools_of_other_classes_serve_rounds(eight_nodes, pool_cls):
         assert conn._sock is not None
         pool.release(conn)
     cluster.disconnect_pools()
+
+
+def test_connections_with_a_custom_connect_hook_are_connected_by_redis_py(eight_nodes):
+    """``redis_connect_func`` replaces redis-py's login: the engine cannot reproduce it, so
+    such connections are connected (and, when stale, reconnected) by redis-py's checkout."""
+    hooked = []
+
+    def connect_hook(connection):
+        hooked.append(connection.port)
+        connection.on_connect()
+
+    cluster = Cluster([node.url() for node in eight_nodes[:2]],
+                      pool_options={"redis_connect_func": connect_hook})  # fmt: skip
+    fill(cluster, [f"hook{i}" for i in range(10)])
+    assert sorted(set(hooked)) == sorted(node.port for node in eight_nodes[:2])
+    for node in eight_nodes[:2]:  # every pooled connection goes stale
+        admin = redis.Redis(port=node.port)
+        admin.client_kill_filter(_type="normal", skipme=True)
+        admin.close()
+    before = len(hooked)
+    with cluster.map() as client:
+        values = [client.get(f"hook{i}") for i in range(10)]
+    assert [p.value for p in values] == [f"hook{i}".encode() for i in range(10)]
+    assert len(hooked) == before + 2  # reconnected through the hook, once per node
+    cluster.disconnect_pools()

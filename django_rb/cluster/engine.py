@@ -256,7 +256,7 @@ def _checkout(pool: Any) -> tuple[Any, bool]:
     back with ``give_back()``)."""
     if isinstance(pool, ConnectionPool):
         conn = pool.take()
-        if conn._sock is not None or _deferrable(conn):
+        if _deferrable(conn):  # the engine can connect it (again, if it turns out stale)
             return conn, True
         pool.give_back(conn)  # a connection only redis-py knows how to connect
     return checkout(pool), False
