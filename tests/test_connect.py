@@ -400,3 +400,31 @@ def test_connections_with_a_custom_connect_hook_are_connected_by_redis_py(eight_
     assert [p.value for p in values] == [f"hook{i}".encode() for i in range(10)]
     assert len(hooked) == before + 2  # reconnected through the hook, once per node
     cluster.disconnect_pools()
+
+
+def test_connections_share_one_driver_info_and_name_redis_py(eight_nodes):
+    """redis-py would build a DriverInfo per connection, reading its version from package
+    metadata each time; the cluster's pools share one, which names the client as redis-py's
+    own would (CLIENT SETINFO)."""
+    redis_driver_info = pytest.importorskip("redis.driver_info")  # redis-py 7 and newer
+    cluster = Cluster([node.url() for node in eight_nodes[:2]])
+    fill(cluster, [f"named{i}" for i in range(10)])
+    conns = []
+    for host_id in cluster.hosts:
+        pool = cluster.get_pool_for_host(host_id)
+        conns.append(pool.get_connection())
+        conns.append(pool.get_connection())  # a second, new connection
+        for conn in conns[-2:]:
+            pool.release(conn)
+    infos = {id(conn.driver_info) for conn in conns}
+    assert len(infos) == 1
+    own = redis_driver_info.DriverInfo()
+    assert (conns[0].driver_info.formatted_name, conns[0].driver_info.lib_version) == (
+        own.formatted_name,
+        own.lib_version,
+    )
+    mine = redis_driver_info.DriverInfo(name="mine")
+    named = Cluster([eight_nodes[0].url()], pool_options={"driver_info": mine})
+    assert named.get_pool_for_host(0).get_connection().driver_info is mine  # settings win
+    cluster.disconnect_pools()
+    named.disconnect_pools()

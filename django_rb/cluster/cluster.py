@@ -17,6 +17,7 @@ from .connections import TCPConnection, TLSConnection, UnixConnection
 from .errors import BadHostSetup, DuplicateHostId
 from .hosts import HostInfo, make_host, parse_hosts
 from .pool import ConnectionPool as EnginePool
+from .pool import with_shared_driver_info
 from .promise import Promise
 from .router import BaseRouter, PartitionRouter
 
@@ -54,6 +55,7 @@ class Cluster(AsyncClusterMixin):
         self._lock = threading.RLock()
         self.pool_cls = pool_cls or EnginePool
         self.pool_options = {**DEFAULT_POOL_OPTIONS, **(pool_options or {})}
+        with_shared_driver_info(self.pool_options)
         protocol = self.pool_options.setdefault("protocol", 2)
         if str(protocol) != "2":
             raise BadHostSetup(

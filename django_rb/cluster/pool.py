@@ -11,6 +11,7 @@ Pools of other classes (``pool_cls``) are used through the ordinary methods only
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -54,3 +55,26 @@ class ConnectionPool(RedisConnectionPool):
             except KeyError:
                 return  # not ours (the pool was reset meanwhile)
             self._available_connections.append(connection)
+
+
+@functools.cache
+def shared_driver_info() -> Any:
+    """One ``DriverInfo`` for every connection of the process (redis-py 7 and newer), or None.
+
+    redis-py builds one per connection when none is given, and each reads redis-py's version
+    from the installed package's metadata: about 0.35 ms per new connection, ten times the
+    rest of making it. The name and version it reports (CLIENT SETINFO) are the same.
+    """
+    try:
+        from redis.driver_info import DriverInfo  # noqa: PLC0415  (redis-py 7+)
+    except ImportError:
+        return None
+    return DriverInfo()
+
+
+def with_shared_driver_info(pool_options: dict[str, Any]) -> None:
+    """Give ``pool_options`` the shared DriverInfo unless they say how to name the client."""
+    if not {"driver_info", "lib_name", "lib_version"} & pool_options.keys():
+        info = shared_driver_info()
+        if info is not None:
+            pool_options["driver_info"] = info
