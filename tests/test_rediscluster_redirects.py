@@ -256,6 +256,22 @@ def test_local_clients_follow_ask_during_a_migration(cluster, reshaped):
         reshaped.finish_migration(slot, target)
 
 
+def wait_until_unowned(reshaped, slot, within=5.0):
+    """Until no master's CLUSTER SLOTS names an owner for ``slot``."""
+    deadline = time.monotonic() + within
+    while True:
+        owned = [
+            node
+            for node in reshaped.masters
+            for start, end, *_ in reshaped.client(node).execute_command("CLUSTER", "SLOTS")
+            if start <= slot <= end
+        ]
+        if not owned:
+            return
+        assert time.monotonic() < deadline, f"slot {slot} still owned by {owned}"
+        time.sleep(0.05)
+
+
 def test_a_slot_served_by_no_master_is_rejected_clearly_others_answer(cluster, reshaped):
     assert len(cluster.slot_map.masters) == 3  # read while the slot is served
     slot = key_slot(b"down")
@@ -264,9 +280,12 @@ def test_a_slot_served_by_no_master_is_rejected_clearly_others_answer(cluster, r
         client.set("{down}:1", "1")
         client.set("served", "s")
     try:
-        for node in reshaped.masters:  # the rest of the cluster keeps serving its slots
+        # the owner first: a node that still claimed the slot would teach it back to the others
+        # by gossip, and the client would then be sent there and answered CLUSTERDOWN
+        for node in sorted(reshaped.masters, key=lambda node: node is not owner):
             reshaped.client(node).config_set("cluster-require-full-coverage", "no")
             reshaped.client(node).execute_command("CLUSTER", "DELSLOTS", slot)
+        wait_until_unowned(reshaped, slot)
         with pytest.raises(ClusterRedirectError, match="served by no master"):
             with cluster.map() as client:
                 lost = client.get("{down}:1")
