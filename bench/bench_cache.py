@@ -111,11 +111,15 @@ def bench_keys(n: int) -> list[str]:
     return [f"bench:{i:06d}" for i in range(n)]
 
 
-def floor_workload(floor: Any, op: str, n: int) -> Callable[[], Any] | None:
-    """A floor's read of the keys RBCache stored (its made keys), or None: floors only read."""
+def floor_workload(floor: Any, make_key: Callable[[str], str], op: str,
+                   n: int) -> Callable[[], Any] | None:  # fmt: skip
+    """A floor's read of the keys a backend stored on the floor's nodes (``make_key``: that
+    backend's), or None: floors only read. Checked once, so a floor never times misses."""
     if op not in ("get", "get_many"):
         return None
-    keys = [f"rb:1:{key}" for key in bench_keys(n)]  # KEY_PREFIX "rb", version 1
+    keys = [make_key(key) for key in bench_keys(n)]
+    if any(value is None for value in floor.fetch(keys)):
+        raise SystemExit(f"{type(floor).__name__}: the floor does not find the {n} keys.")
     return lambda: floor.fetch(keys)
 
 
@@ -141,13 +145,13 @@ def workload(cache: Any, op: str, n: int) -> Callable[[], Any]:
 
 def measure_cell(
     caches: Any, rows: Any, op: str, n: int, budget_s: float, passes: int, min_runs: int,
-    floors: dict[str, Any] | None = None,
+    floors: dict[str, tuple[Any, str]] | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """Median ms of ``op(n)`` per backend; the backends take turns, pass after pass, so a
     burst of noise on the shared machine hits all of them rather than one."""
     calls: dict[str, Callable[[], Any]] = {row: workload(caches[row], op, n) for row in rows}
-    for row, floor in (floors or {}).items():
-        call = floor_workload(floor, op, n)
+    for row, (floor, alias) in (floors or {}).items():  # alias: the backend whose keys it reads
+        call = floor_workload(floor, caches[alias].make_key, op, n)
         if call is not None:
             calls[row] = call
     samples: dict[str, list[float]] = {row: [] for row in calls}
@@ -205,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
     registry = NodeRegistry()
     proxies: list[Any] = []
-    floors: dict[str, Any] = {}
+    floors: dict[str, tuple[Any, str]] = {}
     try:
         shard_nodes = registry.start(4)
         (single,) = registry.start(1)
@@ -232,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             f"medians in ms, all nodes on 127.0.0.1"
         )
         floors = {
-            FLOOR4: RawMgetFloor([node.port for node in shard_nodes]),
-            FLOOR1: RawMgetFloor([single.port]),
+            FLOOR4: (RawMgetFloor([node.port for node in shard_nodes]), RB),
+            FLOOR1: (RawMgetFloor([single.port]), DJREDIS),  # django-redis's keys live there
         }
         results = {
             (op, n): measure_cell(caches, ROWS, op, n, budget, passes, min_runs, floors)
@@ -255,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             print()
             ports = [proxy.ports[0] for proxy in proxies]
             delayed_floors = {
-                f"{FLOOR4}, delayed": RawMgetFloor(ports[:4]),
-                f"{FLOOR1}, delayed": RawMgetFloor(ports[4:]),
+                f"{FLOOR4}, delayed": (RawMgetFloor(ports[:4]), RB),
+                f"{FLOOR1}, delayed": (RawMgetFloor(ports[4:]), DJREDIS),
             }
             floors.update(delayed_floors)  # closed with the others
             delayed_results = {
@@ -284,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"* {what}: {value:.2f}x  ({wanted}: {'met' if ok else 'MISSED'})")
         return 1 if (missed and args.check) else 0
     finally:
-        for floor in floors.values():
+        for floor, _alias in floors.values():
             floor.close()
         for proxy in proxies:
             proxy.stop()
