@@ -181,8 +181,9 @@ class CommandBuffer:
         codec = self.codec
         if type(entry) is not Run:  # (NAME, words, options, promise)
             promise = entry[3]
+            options = entry[2]
             if (
-                entry[2] is None
+                (options is None or (len(options) == 1 and RECOVER in options))
                 and type(reply) is not ReplyError
                 and not codec.decode_responses
                 and entry[0] not in codec.callbacks

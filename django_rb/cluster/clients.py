@@ -314,16 +314,25 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
         return self._queue_evalsha(host_id, script, (len(keys), *keys, *args))
 
     def _queue_evalsha(self, host_id: int, script: ClusterScript, words: tuple) -> Promise:
-        """EVALSHA on one host; a NOSCRIPT reply queues EVAL with the body there instead."""
+        """EVALSHA on one host; a NOSCRIPT reply queues EVAL with the body there instead.
+        ``words`` (numkeys, keys, args) are encoded here, once for both."""
+        encode = self._encode
+        tail = tuple(map(encode, words))
 
         def recover(error: Exception, promise: Promise) -> bool:
             if not isinstance(error, NoScriptError):
                 return False
-            retry = self._buffer(host_id).enqueue(("EVAL", script.script, *words))
+            retry: Promise = Promise()
+            body = (b"EVAL", encode(script.script), *tail)
+            self._buffer(host_id).add_command("EVAL", body, None, retry)
             retry.done(promise.resolve, promise.reject)
             return True
 
-        return self._buffer(host_id).enqueue(("EVALSHA", script.sha, *words), {RECOVER: recover})
+        promise: Promise = Promise()
+        buffer = self._buffers.get(host_id) or self._buffer(host_id)
+        buffer.add_command("EVALSHA", (b"EVALSHA", encode(script.sha), *tail), {RECOVER: recover},
+                           promise)  # fmt: skip
+        return promise
 
     def lock(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.resources
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from django_rb.cluster.promise import Promise
 from django_rb.cluster.scripts import ClusterScript
@@ -37,11 +37,12 @@ class LimiterUnavailable(RuntimeError):
         super().__init__(f"{undecided} of {len(decisions)} rate limits undecided: {errors[0]}")
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """The answer for one limit; ``retry_after``/``reset_after`` are seconds.
 
     ``limit`` and ``remaining`` are None for a limit whose rate is None (never limited).
+    Immutable; a named tuple because one is made per limit per request (a frozen dataclass
+    costs three times as much to build).
     """
 
     key: str
@@ -59,8 +60,7 @@ class Decision:
         return self.rate is None
 
 
-@dataclass(frozen=True)
-class Limit:
+class Limit(NamedTuple):
     """One limit to check: a bucket ``key`` with its ``rate``, charged ``cost`` tokens."""
 
     key: str
@@ -75,9 +75,11 @@ class Plan:
 
     limits: list[Limit]
     spend: bool
-    now_us: str
+    now_us: bytes
     #: host id -> indexes into ``limits``
     by_host: dict[int, list[int]] = field(default_factory=dict)
+    #: index into ``limits`` -> its bucket's Redis key (prefixed), for those asked of Redis
+    names: dict[int, str] = field(default_factory=dict)
     #: decisions known without asking Redis (rate None or 0)
     known: dict[int, Decision] = field(default_factory=dict)
 
@@ -100,9 +102,10 @@ def as_limit(
 
 def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: float | None) -> Plan:
     """Group limits by the node of their bucket; settle rates None and 0 without Redis."""
-    result = Plan(list(limits), spend, "" if now is None else str(round(now * _US)))
+    result = Plan(list(limits), spend, b"" if now is None else b"%d" % round(now * _US))
     # keys that may share one script call: one node's (rb-style), one slot's (Redis Cluster)
     group_of = getattr(router, "get_batch_for_key", None) or router.get_host_for_key
+    by_host, names = result.by_host, result.names
     for index, limit in enumerate(result.limits):
         rate = limit.rate
         if rate is None:
@@ -112,33 +115,42 @@ def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: fl
                 limit.key, rate, False, 0, 0, float(rate.period), 0.0, limit.name
             )
         else:
-            host_id = group_of(f"{prefix}:{limit.key}")
-            result.by_host.setdefault(host_id, []).append(index)
+            names[index] = name = f"{prefix}:{limit.key}"
+            indexes = by_host.get(host_id := group_of(name))
+            if indexes is None:
+                by_host[host_id] = [index]
+            else:
+                indexes.append(index)
     if any(not d.allowed for d in result.known.values()):
         result.spend = False  # blocked whatever Redis says: spend nobody's tokens
     return result
 
 
-def queue(work: Plan, client: Any, prefix: str) -> dict[int, Promise]:
+def queue(work: Plan, client: Any) -> dict[int, Promise]:
     """One bucket script call per node on a map() client; promises by host id."""
     promises = {}
-    mode = "1" if work.spend else "0"
+    mode = b"1" if work.spend else b"0"
+    limits, names = work.limits, work.names
     for host_id, indexes in work.by_host.items():
         keys = []
         argv: list[Any] = [work.now_us, mode]
         for index in indexes:
-            limit = work.limits[index]
+            limit = limits[index]
             rate = limit.rate
             assert rate is not None
-            keys.append(f"{prefix}:{limit.key}")
-            argv += [rate.interval_us, rate.burst, limit.cost]
-        promises[host_id] = _BUCKET(keys, argv, client=client)
+            keys.append(names[index])
+            argv += rate.script_words
+            argv.append(b"%d" % limit.cost)
+        promises[host_id] = client.run_script(_BUCKET, keys, argv)
     return promises
 
 
 def read(work: Plan, promises: dict[int, Promise]) -> list[Decision]:
     """Decisions in the order of the limits; raises LimiterUnavailable for failed nodes."""
-    decisions: list[Decision | None] = [work.known.get(i) for i in range(len(work.limits))]
+    limits, known = work.limits, work.known
+    decisions: list[Decision | None] = (
+        [known.get(i) for i in range(len(limits))] if known else [None] * len(limits)
+    )
     errors: list[BaseException] = []
     for host_id, indexes in work.by_host.items():
         promise = promises.get(host_id)
@@ -146,20 +158,15 @@ def read(work: Plan, promises: dict[int, Promise]) -> list[Decision]:
             errors.append(_reason(promise, host_id))
             continue
         reply = promise.value
-        for position, index in enumerate(indexes):
-            allowed, remaining, retry_us, reset_us = reply[position * 4 : position * 4 + 4]
-            limit = work.limits[index]
-            assert limit.rate is not None
+        at = 0  # four integers per limit: allowed, remaining, retry and reset microseconds
+        for index in indexes:
+            key, rate, _cost, name = limits[index]
+            assert rate is not None
             decisions[index] = Decision(
-                limit.key,
-                limit.rate,
-                bool(allowed),
-                limit.rate.burst,
-                int(remaining),
-                int(retry_us) / _US,
-                int(reset_us) / _US,
-                limit.name,
-            )
+                key, rate, reply[at] == 1, rate.burst, reply[at + 1], reply[at + 2] / _US,
+                reply[at + 3] / _US, name,
+            )  # fmt: skip
+            at += 4
     if errors:
         raise LimiterUnavailable(decisions, errors)
     return [d for d in decisions if d is not None]
@@ -229,7 +236,7 @@ class RateLimiter:
         if work.by_host:  # one node or many: a map() round costs fewer syscalls than redis-py
             try:
                 with cluster.map(timeout=self.timeout) as client:
-                    promises = queue(work, client, self.prefix)
+                    promises = queue(work, client)
             except Exception:
                 if not promises:  # failed before anything was sent: a bug, not a node
                     raise
@@ -276,7 +283,7 @@ class RateLimiter:
         if work.by_host:
             try:
                 async with cluster.amap(timeout=self.timeout) as client:
-                    promises = queue(work, client, self.prefix)
+                    promises = queue(work, client)
             except Exception:
                 if not promises:
                     raise

@@ -51,6 +51,11 @@ class Rate:
         """The interval in microseconds as the bucket script reads it."""
         return f"{self.interval * 1_000_000:.3f}"
 
+    @cached_property
+    def script_words(self) -> tuple[bytes, bytes]:
+        """The interval and the burst as the bucket script's arguments, encoded once."""
+        return self.interval_us.encode(), b"%d" % self.burst
+
     @property
     def blocks_everything(self) -> bool:
         """``"0/s"``: no request is ever allowed."""
