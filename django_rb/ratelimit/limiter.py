@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.resources
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
 
 from django_rb.cluster.promise import Promise
@@ -69,19 +68,21 @@ class Limit(NamedTuple):
     name: str = ""
 
 
-@dataclass
 class Plan:
     """The script calls of one operation: per node, which limits go into its call."""
 
-    limits: list[Limit]
-    spend: bool
-    now_us: bytes
-    #: host id -> indexes into ``limits``
-    by_host: dict[int, list[int]] = field(default_factory=dict)
-    #: index into ``limits`` -> its bucket's Redis key (prefixed), for those asked of Redis
-    names: dict[int, str] = field(default_factory=dict)
-    #: decisions known without asking Redis (rate None or 0)
-    known: dict[int, Decision] = field(default_factory=dict)
+    __slots__ = ("limits", "spend", "now_us", "by_host", "names", "known")
+
+    def __init__(self, limits: list[Limit], spend: bool, now_us: bytes) -> None:
+        self.limits = limits
+        self.spend = spend
+        self.now_us = now_us
+        #: host id -> indexes into ``limits``
+        self.by_host: dict[Any, list[int]] = {}
+        #: index into ``limits`` -> its bucket's Redis key (prefixed), for those asked of Redis
+        self.names: dict[int, str] = {}
+        #: decisions known without asking Redis (rate None or 0)
+        self.known: dict[int, Decision] = {}
 
 
 def as_limit(
@@ -121,7 +122,7 @@ def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: fl
                 by_host[host_id] = [index]
             else:
                 indexes.append(index)
-    if any(not d.allowed for d in result.known.values()):
+    if result.known and not all(d.allowed for d in result.known.values()):
         result.spend = False  # blocked whatever Redis says: spend nobody's tokens
     return result
 
