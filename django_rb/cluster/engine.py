@@ -153,16 +153,15 @@ def run_round(
             link = _take(buffer, host, get_pool, errors)
             if link is not None:
                 links.append(link)
-        _drop_stale(links)
+        _drop_stale(poller, live, links)
         for link in links:
             if link.sock is None:
                 _start_dial(link, deadline, errors)
             elif _prepare(link, errors):
                 _write(link, errors)  # pooled hosts are written before any reply is read
         now = time.monotonic()
-        for link in links:
-            if link.conn is not None:
-                _watch(poller, live, link, now, deadline, errors)
+        for link in links:  # (one that failed since the stale check is forgotten here)
+            _watch(poller, live, link, now, deadline, errors)
         while live:
             ready = poller.poll(_wait_ms(live.values(), time.monotonic()))
             now = time.monotonic()
@@ -267,12 +266,11 @@ def _deferrable(conn: Any) -> bool:
     return can_defer is not None and bool(can_defer())
 
 
-def _drop_stale(links: list[_Link]) -> None:
+def _drop_stale(poller: Any, live: dict[int, _Link], links: list[_Link]) -> None:
     """One poll over every idle connection the round took: one that is readable before it
     was sent anything holds stale data or was closed by the server, so it is disconnected
-    and connected afresh in the round (what redis-py's checkout does, one syscall per host)."""
-    poller = None
-    watched: dict[int, _Link] = {}
+    and connected afresh in the round (what redis-py's checkout does, one syscall per host).
+    The round's own poller does it: the fresh connections stay registered for their replies."""
     for link in links:
         if link.taken and link.sock is not None:
             try:
@@ -283,14 +281,14 @@ def _drop_stale(links: list[_Link]) -> None:
                 link.conn.disconnect()
                 link.sock = None
                 continue
-            if poller is None:
-                poller = select.poll()
             poller.register(fd, select.POLLIN)
-            watched[fd] = link
-    if poller is None:
+            link.watched, link.fd, link.events = link.sock, fd, select.POLLIN
+            live[fd] = link
+    if not live:
         return
     for fd, _events in poller.poll(0):
-        link = watched[fd]
+        link = live[fd]
+        _forget(poller, live, link)  # before the descriptor closes: its number may come back
         link.conn.disconnect()
         link.sock = None
 
