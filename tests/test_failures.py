@@ -95,6 +95,106 @@ def test_map_timeout_bounds_the_whole_round(three_nodes):
         three_nodes[0].resume()
 
 
+# -- rounds on one host (the engine's short path): the same failures, the same answers -------
+
+
+def one_host(cluster, count=3, prefix="solo"):
+    """``count`` keys that all live on host 1."""
+    return keys_per_host(cluster, count, prefix)[1]
+
+
+@pytest.mark.parametrize("clock", ["socket_timeout", "round's timeout"])
+def test_one_host_round_on_a_stalled_node_times_out(three_nodes, clock):
+    by_socket = clock == "socket_timeout"
+    cluster = make_cluster(three_nodes, socket_timeout=0.3 if by_socket else 10)
+    key = one_host(cluster)[0]
+    with cluster.map() as client:  # a pooled connection to take
+        client.set(key, "before")
+    three_nodes[1].pause()
+    try:
+        started = time.monotonic()
+        with pytest.raises(HostTimeoutError, match=f"no reply within (the )?{clock}") as info:
+            with cluster.map(timeout=None if by_socket else 0.3) as client:
+                stalled = client.get(key)
+        elapsed = time.monotonic() - started
+    finally:
+        three_nodes[1].resume()
+    assert 0.25 < elapsed < 2.0 and info.value.host_id == 1
+    assert stalled.is_rejected and stalled.reason is info.value
+    assert pools_idle(cluster) == dict.fromkeys(cluster.hosts, 0)
+    with cluster.map() as client:  # the stalled connection was dropped, not reused half-read
+        after = client.get(key)
+    assert after.value == b"before"
+
+
+def test_one_host_round_replaces_a_connection_holding_an_unread_reply(three_nodes):
+    cluster = make_cluster(three_nodes)
+    key = one_host(cluster)[0]
+    with cluster.map() as client:
+        client.set(key, "mine")
+    pool = cluster.get_pool_for_host(1)
+    conn = pool.get_connection()
+    conn.send_command("ECHO", "left behind")  # its reply is never read
+    pool.release(conn)
+    time.sleep(0.05)  # the reply arrives
+    with cluster.map() as client:
+        value = client.get(key)
+    assert value.value == b"mine"
+    assert pool._created_connections == 1 and pools_idle(cluster)[1] == 0
+
+
+def test_one_host_round_of_big_values_writes_and_reads_in_pieces(three_nodes):
+    cluster = make_cluster(three_nodes)
+    key = one_host(cluster)[0]
+    big = bytes(range(256)) * (4 * 4096) + b"\r\n"  # 4 MiB: many writes, many reads
+    with cluster.map() as client:
+        stored = client.set(key, big)
+    with cluster.map() as client:
+        got = client.get(key)
+    assert stored.value is True and got.value == big
+    assert pools_idle(cluster) == dict.fromkeys(cluster.hosts, 0)
+
+
+def test_one_host_round_on_a_dead_node_fails_fast_then_recovers(three_nodes):
+    cluster = make_cluster(three_nodes)
+    key = one_host(cluster)[0]
+    with cluster.map() as client:
+        client.set(key, "v")
+    three_nodes[1].stop()
+    started = time.monotonic()
+    with pytest.raises(HostConnectionError) as info:
+        with cluster.map() as client:
+            lost = client.get(key)
+    assert time.monotonic() - started < 2.0
+    assert info.value.host_id == 1 and "pa55word" not in str(info.value)
+    assert lost.is_rejected and lost.reason is info.value
+    three_nodes[1].start()
+    with cluster.map() as client:  # same port, empty again (no persistence)
+        again = client.incr(key)
+    assert again.value == 1
+
+
+def test_keyboard_interrupt_in_a_one_host_round_leaks_no_connection(three_nodes):
+    cluster = make_cluster(three_nodes)
+    keys = one_host(cluster)
+
+    def interrupt(_value):
+        raise KeyboardInterrupt
+
+    with cluster.map() as client:
+        client.set(keys[0], "0")
+    with pytest.raises(KeyboardInterrupt):
+        with cluster.map() as client:
+            first = client.incr(keys[0])
+            first.done(interrupt)
+            rest = [client.incr(key) for key in keys[1:]]
+    assert first.value == 1 and pools_idle(cluster) == dict.fromkeys(cluster.hosts, 0)
+    assert all(not p.is_pending for p in rest)
+    with cluster.map() as client:
+        again = client.get(keys[0])
+    assert again.value == b"1"
+
+
 def test_connecting_to_a_stalled_node_is_bounded_by_the_connect_timeout(three_nodes):
     cluster = make_cluster(three_nodes, socket_timeout=10, socket_connect_timeout=0.3)
     owners = keys_by_host(cluster)

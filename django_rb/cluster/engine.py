@@ -132,6 +132,12 @@ def run_round(
     errors = errors if errors is not None else RoundErrors()
     if deadline is None and timeout is not None:
         deadline = time.monotonic() + timeout
+    if (
+        type(buffers) is list
+        and len(buffers) == 1
+        and _run_alone(buffers[0], hosts, get_pool, deadline, errors)
+    ):
+        return errors
     links: list[_Link] = []
     live: dict[int, _Link] = {}
     poller = select.poll()  # unlike epoll, no descriptor to create and no syscall to register
@@ -159,33 +165,93 @@ def run_round(
                 _start_dial(link, deadline, errors)
             elif _prepare(link, errors):
                 _write(link, errors)  # pooled hosts are written before any reply is read
-        now = time.monotonic()
-        for link in links:  # (one that failed since the stale check is forgotten here)
-            _watch(poller, live, link, now, deadline, errors)
-        while live:
-            ready = poller.poll(_wait_ms(live.values(), time.monotonic()))
-            now = time.monotonic()
-            for fd, mask in ready:
-                link = live.get(fd)
-                if link is None:
-                    continue
-                if link.dial is not None:
-                    _advance_dial(link, errors)
-                elif mask & _WRITABLE and link.conn is not None:
-                    _write(link, errors)
-                if mask & _READABLE and link.conn is not None and link.dial is None:
-                    _read(link, errors)
-                _watch(poller, live, link, now, deadline, errors)
-            for link in [
-                lk for lk in live.values() if lk.deadline is not None and lk.deadline <= now
-            ]:
-                _fail(link, _timeout_error(link, deadline), errors)
-                _watch(poller, live, link, now, deadline, errors)
+        _drive(poller, live, links, deadline, errors)
     finally:
         for link in links:  # an exception escaped (e.g. KeyboardInterrupt): leak nothing
             if link.conn is not None:
                 _fail(link, HostConnectionError("the round was interrupted", link.host), errors)
     return errors
+
+
+def _drive(poller: Any, live: dict[int, _Link], links: list[_Link],
+           deadline: float | None, errors: RoundErrors) -> None:  # fmt: skip
+    """Wait on the links until each is done, failed or past its deadline."""
+    now = time.monotonic()
+    for link in links:  # (one that failed since the stale check is forgotten here)
+        _watch(poller, live, link, now, deadline, errors)
+    while live:
+        ready = poller.poll(_wait_ms(live.values(), time.monotonic()))
+        now = time.monotonic()
+        for fd, mask in ready:
+            link = live.get(fd)
+            if link is None:
+                continue
+            if link.dial is not None:
+                _advance_dial(link, errors)
+            elif mask & _WRITABLE and link.conn is not None:
+                _write(link, errors)
+            if mask & _READABLE and link.conn is not None and link.dial is None:
+                _read(link, errors)
+            _watch(poller, live, link, now, deadline, errors)
+        for link in [lk for lk in live.values() if lk.deadline is not None and lk.deadline <= now]:
+            _fail(link, _timeout_error(link, deadline), errors)
+            _watch(poller, live, link, now, deadline, errors)
+
+
+def _run_alone(buffer: CommandBuffer, hosts: dict[int, HostInfo], get_pool: Callable[[int], Any],
+               deadline: float | None, errors: RoundErrors) -> bool:  # fmt: skip
+    """The commonest round (one host, an idle pooled connection) without the bookkeeping for
+    many: the same stale check, write, wait and read as the general loop, and the same
+    failures. False, before anything is sent, where the round needs more (no idle
+    connection, stale data, a pool of another class, the round's time already spent): the
+    general loop then does it all. A short write or a reply in pieces continues there."""
+    host = hosts.get(buffer.host_id)
+    if host is None or not buffer.has_queued:
+        return False
+    if deadline is not None and time.monotonic() >= deadline:
+        return False
+    pool = get_pool(host.host_id)
+    if not isinstance(pool, ConnectionPool):
+        return False
+    try:
+        conn = pool.take()
+    except Exception:  # the general loop's checkout reports it
+        return False
+    sock = conn._sock
+    saved_timeout = None if sock is None else sock.gettimeout()
+    fd = sock.fileno() if saved_timeout and type(sock) is socket.socket else -1
+    if fd < 0 or not _deferrable(conn):
+        pool.give_back(conn)
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    if poller.poll(0):  # stale (see _drop_stale): the general loop reconnects it
+        pool.give_back(conn)
+        return False
+    link = _Link(buffer, host, pool, conn)
+    link.taken = link.by_fd = True
+    link.saved_timeout = saved_timeout
+    link.watched, link.fd, link.events = sock, fd, select.POLLIN
+    live = {fd: link}
+    try:
+        link.out = memoryview(buffer.encode())
+        _write(link, errors)
+        if link.conn is None or link.out:  # failed, or a short write: POLLOUT is wanted
+            _drive(poller, live, [link], deadline, errors)
+            return True
+        now = time.monotonic()
+        link.deadline = _next_deadline(link, now, deadline)
+        wait = None if link.deadline is None else max(0.0, link.deadline - now) * 1000.0
+        if not poller.poll(wait):
+            _fail(link, _timeout_error(link, deadline), errors)
+            return True
+        _read(link, errors)
+        if link.conn is not None:  # more of the reply to come
+            _drive(poller, live, [link], deadline, errors)
+    finally:
+        if link.conn is not None:  # an exception escaped (e.g. KeyboardInterrupt)
+            _fail(link, HostConnectionError("the round was interrupted", link.host), errors)
+    return True
 
 
 def _watch(poller: Any, live: dict[int, _Link], link: _Link, now: float,
