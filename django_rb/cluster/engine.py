@@ -183,9 +183,10 @@ def _drive(poller: Any, live: dict[int, _Link], links: list[_Link],
         ready = poller.poll(_wait_ms(live.values(), time.monotonic()))
         now = time.monotonic()
         for fd, mask in ready:
-            link = live.get(fd)
-            if link is None:
+            found = live.get(fd)
+            if found is None:
                 continue
+            link = found
             if link.dial is not None:
                 _advance_dial(link, errors)
             elif mask & _WRITABLE and link.conn is not None:
