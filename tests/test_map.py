@@ -695,6 +695,21 @@ DIRECT_CALLS = [
 KEY_KINDS = {"str": "dk", "bytes": b"dk", "unicode": "dk-\u00e9"}
 
 
+def answer_of(call, client, key):
+    """A plain client's answer: its value, or the error the server gave."""
+    try:
+        return ("value", call(client, key))
+    except redis.ResponseError as exc:
+        return ("error", type(exc), str(exc))
+
+
+def settled(promise):
+    """A promise's answer in ``answer_of``'s terms."""
+    if promise.is_resolved:
+        return ("value", promise.value)
+    return ("error", type(promise.reason), str(promise.reason))
+
+
 @pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
 @pytest.mark.parametrize("decode", [False, True], ids=["bytes", "decoded"])
 @pytest.mark.parametrize("kind", sorted(KEY_KINDS))
@@ -715,11 +730,14 @@ def test_direct_methods_answer_what_redis_py_answers(rb_nodes, kind, decode):
         for node in rb_nodes:
             redis.Redis(port=node.port, db=db).flushdb()
             redis.Redis(port=node.port, db=db).script_load(COUNT_SCRIPT)
-        expected = {name: call(plain, key) for name, call in DIRECT_CALLS}
+        expected = {name: answer_of(call, plain, key) for name, call in DIRECT_CALLS}
         plain.flushdb()
-        with cluster.map(auto_batch=False) as client:
-            mapped = {name: call(client, key) for name, call in DIRECT_CALLS}
-        assert {name: p.value for name, p in mapped.items()} == expected
+        try:  # (a server older than a form, e.g. EXPIRE NX on 6.2, refuses it to both)
+            with cluster.map(auto_batch=False) as client:
+                mapped = {name: call(client, key) for name, call in DIRECT_CALLS}
+        except redis.ResponseError:
+            pass
+        assert {name: settled(p) for name, p in mapped.items()} == expected
         router = cluster.get_router()
         for stored in map(key, ("h", "n", "s", "set", "z", "p", "l", "e")):
             owner = router.get_host_for_key(stored)  # there, and on no other host
