@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from django_rb.cluster import Cluster, HostConnectionError, HostTimeoutError
+from django_rb.cluster.apool import AsyncPool
 from django_rb.testing import cluster_hosts, find_redis_server, free_port, healthy, keys_per_host
 
 
@@ -19,6 +20,15 @@ from django_rb.testing import cluster_hosts, find_redis_server, free_port, healt
 def three_nodes(redis_nodes):
     with healthy(redis_nodes(3, password="pa55word")) as nodes:
         yield nodes
+
+
+@pytest.fixture(params=["pipelined", "exclusive"])
+def sharing(request, monkeypatch):
+    """Both pool strategies: rounds pipelined on shared connections (the default), and a
+    connection of its own for every round (``rounds_per_connection = 1``)."""
+    if request.param == "exclusive":
+        monkeypatch.setattr(AsyncPool, "rounds_per_connection", 1)
+    return request.param
 
 
 def make_cluster(nodes, db=0, **pool_options):
@@ -184,7 +194,7 @@ def test_connects_to_every_host_run_concurrently(three_nodes, arun):
     assert elapsed < 1.0  # three serial logins would take 1.2 s
 
 
-def test_full_pool_waits_instead_of_failing(rb_cluster, rb_nodes, arun):
+def test_full_pool_waits_instead_of_failing(rb_cluster, rb_nodes, arun, sharing):
     cluster = Cluster(cluster_hosts(rb_nodes), pool_options={"max_connections": 2})
 
     async def task(n):
@@ -202,7 +212,8 @@ def test_full_pool_waits_instead_of_failing(rb_cluster, rb_nodes, arun):
     assert all(count <= 2 and in_use == 0 for count, in_use in counts.values())
 
 
-def test_full_pool_gives_up_at_the_block_deadline(three_nodes, arun):
+def test_full_pool_gives_up_at_the_block_deadline(three_nodes, arun, monkeypatch):
+    monkeypatch.setattr(AsyncPool, "rounds_per_connection", 1)  # a connection per round
     cluster = make_cluster(three_nodes, max_connections=1, socket_timeout=5)
     key = keys_per_host(cluster, 1)[0][0]
 
@@ -231,7 +242,41 @@ def test_full_pool_gives_up_at_the_block_deadline(three_nodes, arun):
     assert 0.15 < arun(main()) < 0.9
 
 
-def test_a_dropped_connection_frees_its_slot_for_the_next_waiter(three_nodes, arun):
+def test_a_round_behind_a_stalled_one_on_a_shared_connection_times_out_alone(three_nodes, arun):
+    cluster = make_cluster(three_nodes, max_connections=1, socket_timeout=5)
+    key = keys_per_host(cluster, 1)[0][0]
+    cluster.get_routing_client().set(key, "v")
+
+    async def get(timeout):
+        async with cluster.amap(timeout=timeout) as client:
+            promise = client.get(key)
+        return promise
+
+    async def main():
+        await get(None)  # one pooled connection to host 0
+        three_nodes[0].pause()
+        try:
+            holding = asyncio.ensure_future(get(1.0))
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            with pytest.raises(HostTimeoutError, match="the round's timeout"):
+                await get(0.2)  # pipelined behind it, on the same connection
+            waited = time.monotonic() - started
+            patient = asyncio.ensure_future(get(5.0))  # still waiting when the node is back
+            with pytest.raises(HostTimeoutError, match="the round's timeout"):
+                await holding
+        finally:
+            three_nodes[0].resume()
+        promise = await patient  # the two given-up rounds' replies were skipped, not its own
+        pool = pools_of(cluster)[0]
+        return waited, promise.value, pool.count, pool.in_use
+
+    waited, value, count, in_use = arun(main())
+    assert 0.15 < waited < 0.9
+    assert value == b"v" and count == 1 and in_use == 0
+
+
+def test_a_dropped_connection_frees_its_slot_for_the_next_waiter(three_nodes, arun, sharing):
     cluster = make_cluster(three_nodes, max_connections=1, socket_timeout=5)
     key = keys_per_host(cluster, 1)[0][0]
 
@@ -247,8 +292,10 @@ def test_a_dropped_connection_frees_its_slot_for_the_next_waiter(three_nodes, ar
             holding = asyncio.ensure_future(get(None))
             await asyncio.sleep(0.05)  # it has written to the stalled node
             waiting = asyncio.ensure_future(get(3.0))
-            await asyncio.sleep(0.05)  # it is queued for the pool's only slot
-            holding.cancel()  # its connection may hold half a reply: dropped, slot freed
+            await asyncio.sleep(0.05)  # queued for the pool's only slot, or pipelined behind
+            # exclusive: its connection may hold half a reply, dropped, the slot freed;
+            # pipelined: its reply, when it comes, is skipped
+            holding.cancel()
         finally:
             three_nodes[0].resume()
         with pytest.raises(asyncio.CancelledError):
@@ -257,8 +304,53 @@ def test_a_dropped_connection_frees_its_slot_for_the_next_waiter(three_nodes, ar
         return await waiting, pool.count, pool.in_use
 
     promise, count, in_use = arun(main())
-    assert promise.value is None  # answered, on a connection opened for it
+    assert promise.value is None  # answered
     assert count == 1 and in_use == 0
+
+
+def test_cancelled_rounds_on_a_shared_connection_shift_nobody_elses_replies(rb_cluster, rb_nodes,
+                                                                           arun):  # fmt: skip
+    # one connection per host, 60 tasks pipelined on it, a third of them cancelled mid-flight:
+    # every other task must see exactly its own values
+    cluster = Cluster(cluster_hosts(rb_nodes), pool_options={"max_connections": 1})
+    owners = keys_per_host(cluster, 2)
+    keys = [key for ks in owners.values() for key in ks]
+    values = {n: {key: b"%d:" % n + key.encode() + b"x" * 30_000 * (n % 3) for key in keys}
+              for n in range(60)}  # fmt: skip
+    with cluster.map() as client:
+        for n, pairs in values.items():
+            for key, value in pairs.items():
+                client.set(f"{n}:{key}", value)
+    rng = random.Random(11)
+
+    async def task(n):
+        async with cluster.amap() as client:
+            promises = {key: client.get(f"{n}:{key}") for key in keys}
+        return {key: p.value for key, p in promises.items()}
+
+    async def main():
+        await task(0)  # one pooled connection per host
+        fds = open_fds()
+        for _ in range(5):
+            tasks = [asyncio.ensure_future(task(n)) for n in range(60)]
+            await asyncio.sleep(rng.random() * 0.003)
+            doomed = [t for n, t in enumerate(tasks) if n % 3 == 1]
+            for t in doomed:
+                t.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for n, result in enumerate(results):
+                if not isinstance(result, BaseException):
+                    assert result == values[n], n
+                else:
+                    assert n % 3 == 1 and isinstance(result, asyncio.CancelledError)
+        last = await task(59)
+        pools = pools_of(cluster)
+        return fds, open_fds(), last, {h: (p.count, p.in_use) for h, p in pools.items()}
+
+    fds_before, fds_after, last, counts = arun(main())
+    assert last == values[59]
+    assert all(in_use == 0 and count == 1 for count, in_use in counts.values())
+    assert fds_after <= fds_before + 4
 
 
 def test_hundred_cancelled_rounds_leak_nothing(rb_cluster, arun):

@@ -1,18 +1,23 @@
-"""One asyncio connection to a host: a Protocol that feeds replies straight into a CommandBuffer.
+"""One asyncio connection to a host: a Protocol that feeds replies straight into CommandBuffers.
 
 No streams and no per-reply task: ``data_received`` parses with the same reader as the selector
-engine (hiredis when installed) and settles promises as bytes arrive; the round is told once,
-when the buffer owes nothing more. Connecting and logging in (AUTH, SELECT, CLIENT SETNAME, TLS)
-happen together under the connect timeout, with the same login commands and TLS context as
-the selector engine (taken from the host's sync connection settings).
+engine (hiredis when installed) and settles promises as bytes arrive. Rounds of several tasks
+may be *pipelined* on one connection: each round's commands are written whole, in order, and
+the replies are matched to the rounds in the same order (a queue of slots); each round is
+told once, when its buffer owes nothing more. A round that stops waiting (cancelled, or past
+its deadline) while others share the connection leaves its slot behind: its replies are read
+and dropped when they come, so nobody else's are shifted. Connecting and logging in (AUTH,
+SELECT, CLIENT SETNAME, TLS) happen together under the connect timeout, with the same login
+commands and TLS context as the selector engine (taken from the host's sync connection
+settings).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 from .buffer import CommandBuffer
 from .engine import RoundErrors
@@ -20,22 +25,73 @@ from .errors import HostConnectionError, HostTimeoutError
 from .hosts import HostInfo
 from .resp import new_reader
 
-#: Called once per round when a connection is done: ``(connection, error or None)``.
-OnDone = Callable[["AsyncConnection", BaseException | None], None]
+if TYPE_CHECKING:
+    from .apool import AsyncPool
+
+
+class Slot:
+    """One round's place in a connection's queue: the buffer its replies settle.
+
+    ``skip`` is 0 while the round waits; a round that stopped waiting sets it to the number
+    of replies it was still owed, which the connection then reads and drops.
+    """
+
+    __slots__ = ("buffer", "errors", "skip")
+
+    buffer: CommandBuffer
+    errors: RoundErrors
+    skip: int
+
+    def replied(self, conn: AsyncConnection, error: BaseException | None) -> None:
+        """Every reply is in (``error`` None), or the connection failed with ``error``."""
+        raise NotImplementedError
+
+
+class Flusher:
+    """Writes that wait for the end of the loop's current pass, one write per connection.
+
+    A round that finds a connection already busy does not write at once: the rounds of every
+    task that run in the same pass of the loop then go out in one ``send`` per connection
+    (and come back in a few reads) instead of one each.
+    """
+
+    __slots__ = ("dirty",)
+
+    def __init__(self) -> None:
+        self.dirty: list[AsyncConnection] = []
+
+    def add(self, conn: AsyncConnection) -> None:
+        if not self.dirty:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.dirty.append(conn)
+
+    def flush(self) -> None:
+        dirty, self.dirty = self.dirty, []
+        for conn in dirty:
+            conn.flush()
 
 
 class AsyncConnection(asyncio.Protocol):
-    """A connection's state between rounds and the buffer it serves during one."""
+    """A connection, and the rounds it owes replies to, oldest first."""
 
     def __init__(self, host: HostInfo) -> None:
         self.host = host
         self.transport: asyncio.Transport | None = None
         self.reader = new_reader()
-        self.buffer: CommandBuffer | None = None
-        self.on_done: OnDone | None = None
-        self.errors: RoundErrors | None = None
+        #: the pool it belongs to once logged in (None while logging in)
+        self.pool: AsyncPool | None = None
+        #: rounds written (or about to be) and owed replies, in the order they were written
+        self.pending: deque[Slot] = deque()
+        #: payloads waiting for the loop's flush (see ``Flusher``)
+        self.out: list[bytes] = []
+        #: rounds holding this connection (claimed, whether written yet or not)
+        self.rounds = 0
         self.closed = False
+        #: when bytes last arrived, or when it started owing replies after owing none
         self.last_activity = 0.0
+
+    def __repr__(self) -> str:
+        return f"<AsyncConnection {self.host.label} rounds={self.rounds} owed={len(self.pending)}>"
 
     # -- asyncio callbacks --------------------------------------------------------------------
 
@@ -45,69 +101,114 @@ class AsyncConnection(asyncio.Protocol):
             transport.abort()  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        if buffer is None:  # bytes nobody asked for: this connection cannot be trusted
+        pending = self.pending
+        if not pending:  # bytes nobody asked for: this connection cannot be trusted
             self.close()
             return
         self.last_activity = time.monotonic()
         reader = self.reader
         reader.feed(data)
-        errors = self.errors
+        gets = reader.gets
         try:
-            while buffer.expecting:
-                reply = reader.gets()
-                if reply is False:
-                    return
-                try:
-                    error = buffer.on_reply(reply)
-                except Exception as exc:  # a subscriber raised: its promise is settled; go on
-                    error = exc
-                if error is not None and errors is not None:
-                    errors.add(error)
+            while pending:
+                slot = pending[0]
+                skip = slot.skip
+                if skip:  # a round that stopped waiting: its replies are dropped
+                    while skip:
+                        if gets() is False:
+                            slot.skip = skip
+                            return
+                        skip -= 1
+                    pending.popleft()
+                    continue
+                buffer = slot.buffer
+                while buffer.expecting:
+                    reply = gets()
+                    if reply is False:
+                        return
+                    try:
+                        error = buffer.on_reply(reply)
+                    except Exception as exc:  # a subscriber raised: its promise is settled
+                        error = exc
+                    if error is not None:
+                        slot.errors.add(error)
+                pending.popleft()
+                slot.replied(self, None)
+            if gets() is not False:  # a reply nobody is owed
+                raise ValueError("more replies than commands")
         except Exception as exc:  # the reply stream itself is broken
-            self.finish(HostConnectionError(f"protocol error: {exc}", self.host))
-            return
-        self.finish(None)
+            self.fail(HostConnectionError(f"protocol error: {exc}", self.host))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.buffer is not None:
-            reason = f"connection lost: {exc}" if exc else "connection closed by the server"
-            self.finish(HostConnectionError(reason, self.host))
+        reason = f"connection lost: {exc}" if exc else "connection closed by the server"
+        self.fail(HostConnectionError(reason, self.host))
 
     # -- rounds -------------------------------------------------------------------------------
 
-    def start(self, buffer: CommandBuffer, on_done: OnDone, errors: RoundErrors) -> None:
-        """Send the buffer's queue; ``on_done`` is called when every reply is in (or it failed)."""
-        self.buffer = buffer
-        self.on_done = on_done
-        self.errors = errors
-        self.last_activity = time.monotonic()
+    def start(self, slot: Slot, flusher: Flusher | None = None) -> None:
+        """Send the slot's buffer; ``slot.replied`` is called when every reply is in (or the
+        connection failed). With a ``flusher`` the bytes go out at the end of the loop's pass,
+        together with the other rounds written to this connection in that pass."""
         transport = self.transport
         if transport is None or self.closed or transport.is_closing():
-            self.finish(HostConnectionError("connection closed by the server", self.host))
+            slot.replied(self, HostConnectionError("connection closed by the server", self.host))
             return
-        transport.write(buffer.encode())
+        payload = slot.buffer.encode()
+        pending = self.pending
+        if not pending:
+            self.last_activity = time.monotonic()
+        pending.append(slot)
+        out = self.out
+        if out or flusher is not None:
+            if not out:
+                flusher.add(self)  # type: ignore[union-attr]  # (out is empty: flusher given)
+            out.append(payload)
+        else:
+            transport.write(payload)
 
-    def finish(self, error: BaseException | None) -> None:
-        """The round is over for this connection; a failed one is closed (it may hold half a
-        reply) and must not be reused."""
-        on_done = self.on_done
-        self.buffer = self.on_done = self.errors = None
-        if error is not None:
-            self.close()
-        if on_done is not None:
-            on_done(self, error)
+    def flush(self) -> None:
+        out, self.out = self.out, []
+        transport = self.transport
+        if out and transport is not None and not self.closed:
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def abandon(self, slot: Slot) -> None:
+        """``slot``'s round stops waiting: if other rounds wait on this connection, the slot's
+        replies will be read and dropped; otherwise the connection is closed (it may hold half
+        a reply). The caller settles the round's promises."""
+        pending = self.pending
+        if any(other is not slot and not other.skip for other in pending):
+            owed = slot.buffer.expecting
+            if owed:
+                slot.skip = owed
+            elif slot in pending:
+                pending.remove(slot)
+            return
+        pending.clear()
+        self.close()
+
+    def fail(self, error: BaseException) -> None:
+        """Close the connection and fail every round still waiting on it."""
+        self.close()
+        pending, self.pending = self.pending, deque()
+        self.out = []
+        for slot in pending:
+            if not slot.skip:
+                slot.replied(self, error)
 
     def close(self) -> None:
         """Drop the connection at once (no goodbye: a stalled server would not read it)."""
+        if self.closed:
+            return
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
+        if self.pool is not None:
+            self.pool.forget(self)
 
     @property
     def usable(self) -> bool:
-        """Idle, open and not half-way through anything."""
+        """Open and not closing."""
         transport = self.transport
         return not self.closed and transport is not None and not transport.is_closing()
 
@@ -210,14 +311,25 @@ def _close_all(made: list[AsyncConnection]) -> None:
         conn.close()
 
 
+class _Login(Slot):
+    """The handshake's place in the connection's queue."""
+
+    __slots__ = ("done",)
+
+    def __init__(self, login: _LoginReplies, done: asyncio.Future[BaseException | None]) -> None:
+        self.buffer = login  # type: ignore[assignment]  # CommandBuffer's shape
+        self.errors = RoundErrors()
+        self.skip = 0
+        self.done = done
+
+    def replied(self, conn: AsyncConnection, error: BaseException | None) -> None:
+        if not self.done.done():
+            self.done.set_result(error)
+
+
 async def _log_in(conn: AsyncConnection, login: _LoginReplies) -> None:
     done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-
-    def on_done(_conn: AsyncConnection, error: BaseException | None) -> None:
-        if not done.done():
-            done.set_result(error)
-
-    conn.start(login, on_done, RoundErrors())  # type: ignore[arg-type]
+    conn.start(_Login(login, done))
     failure = await done
     if failure is not None:
         raise failure

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .aconnection import AsyncConnection
+from .aconnection import AsyncConnection, Flusher, Slot
 from .apool import AsyncPool
 from .atimer import EarliestTimer
 from .buffer import CommandBuffer
@@ -27,28 +27,41 @@ from .errors import HostConnectionError, HostTimeoutError
 from .hosts import HostInfo
 
 
-class _Link:
-    """One host in one round: its buffer, the pool its connection goes back to."""
+class _Link(Slot):
+    """One host in one round: its buffer, and the pool and connection that serve it."""
 
-    __slots__ = ("round", "buffer", "pool", "conn", "started", "finished")
+    __slots__ = ("round", "pool", "conn", "started", "finished")
 
     def __init__(self, round_: _Round, buffer: CommandBuffer, pool: AsyncPool,
                  conn: AsyncConnection) -> None:  # fmt: skip
-        self.round = round_
         self.buffer = buffer
+        self.errors = round_.errors
+        self.skip = 0
+        self.round = round_
         self.pool = pool
         self.conn = conn
         self.started = False
         self.finished = False
 
-    def on_done(self, conn: AsyncConnection, error: BaseException | None) -> None:
+    def replied(self, conn: AsyncConnection, error: BaseException | None) -> None:
+        if self.finished:
+            return
         self.finished = True
-        if error is None:
-            self.pool.release(conn)
-        else:
-            self.pool.discard(conn)
-            _settle_failure(self.buffer, error, self.round.errors)
+        if error is not None:
+            _settle_failure(self.buffer, error, self.errors)
+        self.pool.finished(conn)
         self.round.link_done()
+
+    def give_up(self, error: BaseException) -> None:
+        """The round stops waiting for this host: what was written is left to the connection
+        (dropped, or its replies skipped), what was not goes back; the promises get ``error``."""
+        if self.started:
+            self.conn.abandon(self)
+            self.replied(self.conn, error)
+        else:
+            self.finished = True
+            self.pool.finished(self.conn)
+            _settle_failure(self.buffer, error, self.errors)
 
     def due(self, deadline: float | None) -> tuple[float, bool]:
         """When this host times out, and whether the round's deadline is what ends it."""
@@ -62,7 +75,8 @@ class _Link:
 
 
 class _Clock:
-    """The timeouts of every round on one event loop, on one timer at the earliest due time.
+    """The timeouts of every round on one event loop, on one timer at the earliest due time,
+    and the loop's ``Flusher`` of pipelined writes.
 
     A timer per round would cost more than the rest of a small round's bookkeeping, and most
     rounds end long before any timeout (``socket_timeout`` is seconds, a round sub-ms).
@@ -71,6 +85,7 @@ class _Clock:
     def __init__(self) -> None:
         self.rounds: set[_Round] = set()
         self.timer = EarliestTimer(self._check_all)
+        self.flusher = Flusher()
 
     def watch(self, round_: _Round, due: float) -> None:
         self.rounds.add(round_)
@@ -118,11 +133,20 @@ class _Round:
         self.waiter: asyncio.Future[None] | None = None
 
     def start_all(self) -> None:
-        """Write every host's pipeline now, before the loop can deliver any reply."""
-        self.remaining = len(self.links)
-        for link in self.links:
+        """Write every host's pipeline in one go, before the loop can deliver any reply: now
+        if every connection is idle, else all of them in the loop's flush at the end of this
+        pass, with the other rounds that share those connections."""
+        links = self.links
+        self.remaining = len(links)
+        flusher = None
+        for link in links:
+            conn = link.conn
+            if conn.pending or conn.out:
+                flusher = _clock_of(self.loop).flusher
+                break
+        for link in links:
             link.started = True
-            link.conn.start(link.buffer, link.on_done, self.errors)
+            link.conn.start(link, flusher)
 
     def link_done(self) -> None:
         self.remaining -= 1
@@ -154,8 +178,11 @@ class _Round:
                 continue
             due, by_round = link.due(self.deadline)
             if due <= now:
-                what = "the round's timeout" if by_round else "socket_timeout"
-                link.conn.finish(HostTimeoutError(f"no reply within {what}", link.conn.host))
+                conn = link.conn
+                if by_round:  # this round gives up; others on the connection may not
+                    link.give_up(HostTimeoutError("no reply within the round's timeout", conn.host))
+                else:  # the host has been quiet too long: every round on it fails
+                    conn.fail(HostTimeoutError("no reply within socket_timeout", conn.host))
             elif due < next_due:
                 next_due = due
         return next_due if self.remaining else math.inf
@@ -163,14 +190,8 @@ class _Round:
     def abandon(self, error: BaseException) -> None:
         """The round ended early: drop what may hold half a reply, return what sent nothing."""
         for link in self.links:
-            if link.finished:
-                continue
-            if link.started:
-                link.conn.finish(error)
-            else:
-                link.finished = True
-                link.pool.release(link.conn)
-                _settle_failure(link.buffer, error, self.errors)
+            if not link.finished:
+                link.give_up(error)
 
 
 async def arun_round(
@@ -205,7 +226,7 @@ async def arun_round(
             _settle_failure(buffer, error, errors)
             continue
         pool = get_pool(host)
-        conn = pool.take_idle()
+        conn = pool.take()
         if conn is None:
             to_open.append((buffer, pool))
         else:

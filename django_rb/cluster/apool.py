@@ -1,10 +1,14 @@
-"""Connection pools for the asyncio engine: one per host and event loop, and they *wait*.
+"""Connection pools for the asyncio engine: one per host and event loop; rounds share
+connections (pipelined), and a round that finds none free *waits*.
 
-redis.asyncio's pool raises ``MaxConnectionsError`` as soon as ``max_connections`` are in use,
-so a burst of concurrent requests fails instead of queueing. Here a round that finds the pool
-full waits (first come, first served) for a connection to come back, bounded by the block's
-timeout, or by ``socket_timeout`` when the block has none: a burst is served late, never
-refused, and a pool that stays full past the deadline fails with a ``HostTimeoutError``.
+A loop opens one connection per host and pipelines the rounds of every task over it, up to
+``AsyncPool.rounds_per_connection`` rounds at once on one connection; past that it opens
+another, up to ``max_connections``, and past that a round waits (first come, first served) for
+a place on one, bounded by the block's timeout, or by ``socket_timeout`` when the block has
+none: a burst is served late, never refused (redis.asyncio's pool raises
+``MaxConnectionsError`` instead), and a pool that stays full past the deadline fails with a
+``HostTimeoutError``. Rounds that arrive while the first connection is being opened wait for
+it rather than each opening its own.
 
 Connections belong to the loop that opened them (asyncio transports cannot change loops), so
 each running loop gets its own pools; they go away with their loop.
@@ -13,7 +17,7 @@ each running loop gets its own pools; they go away with their loop.
 from __future__ import annotations
 
 import asyncio
-import functools
+import copy
 import itertools
 import math
 import time
@@ -24,15 +28,24 @@ from typing import Any
 
 from .aconnection import AsyncConnection, open_connection
 from .atimer import EarliestTimer
-from .errors import HostTimeoutError
+from .errors import HostConnectionError, HostTimeoutError
 from .hosts import HostInfo
 
 #: Per host and loop when pool_options set no ``max_connections``.
 DEFAULT_MAX_CONNECTIONS = 64
 
+Waiter = tuple["asyncio.Future[AsyncConnection]", float | None]
+
 
 class AsyncPool:
     """The connections to one host on one event loop."""
+
+    #: How many rounds may be pipelined on one connection at once before another is opened.
+    #: Redis answers a connection's commands in order and runs one command at a time however
+    #: many connections there are, so rounds lose nothing by sharing one, while the event loop
+    #: pays per connection (one write and one read per connection per pass instead of one
+    #: per round). 1 gives every round a connection of its own.
+    rounds_per_connection = 1 << 30
 
     def __init__(self, host: HostInfo, settings: Callable[[], Any],
                  pool_options: Mapping[str, Any]) -> None:  # fmt: skip
@@ -42,159 +55,186 @@ class AsyncPool:
         self.pool_options = pool_options
         self.max_connections = int(pool_options.get("max_connections") or DEFAULT_MAX_CONNECTIONS)
         self.wait_timeout = pool_options.get("socket_timeout")
-        self.idle: list[AsyncConnection] = []
-        #: connections open or being opened, idle ones included
+        #: open, logged-in connections, the first ones filled first
+        self.conns: list[AsyncConnection] = []
+        #: connections open or being opened
         self.count = 0
+        self._opening: set[asyncio.Task[AsyncConnection]] = set()
         self.closed = False
         #: rounds waiting for a connection, first come first served, with their deadlines
-        self._waiters: deque[tuple[asyncio.Future[AsyncConnection], float | None]] = deque()
+        self._waiters: deque[Waiter] = deque()
         #: one timer at the earliest deadline in the queue, not one per waiter
         self._timer = EarliestTimer(self._expire_due)
 
     def __repr__(self) -> str:
         return (
-            f"<AsyncPool {self.host.label} open={self.count} idle={len(self.idle)} "
+            f"<AsyncPool {self.host.label} open={self.count} in_use={self.in_use} "
             f"max={self.max_connections}>"
         )
 
     @property
     def in_use(self) -> int:
-        """Connections handed out and not back yet."""
-        return self.count - len(self.idle)
+        """Rounds holding one of the connections."""
+        return sum(conn.rounds for conn in self.conns)
 
-    def take_idle(self) -> AsyncConnection | None:
-        """An idle open connection, without waiting; None if there is none."""
-        idle = self.idle
-        while idle:
-            conn = idle.pop()
-            if conn.usable:
+    @property
+    def idle(self) -> list[AsyncConnection]:
+        """Open connections that no round holds and that owe nothing."""
+        return [conn for conn in self.conns if not conn.rounds and not conn.pending]
+
+    def take(self) -> AsyncConnection | None:
+        """A connection with room for one more round, without waiting; None if there is none.
+        The caller gives it back with ``finished``."""
+        limit = self.rounds_per_connection
+        for conn in self.conns:
+            if conn.rounds < limit and conn.usable:
+                conn.rounds += 1
                 return conn
-            self.count -= 1  # closed by the server while idle
         return None
 
     def acquire_soon(self, deadline: float | None) -> asyncio.Future[AsyncConnection]:
-        """A future of a connection, without a task when the pool is full: a new connection
-        being opened (a task), or a place in the queue for the next one released, given up
-        at ``deadline`` (or after ``socket_timeout`` without one) with a ``HostTimeoutError``.
+        """A future of a connection (with room for the round) for when ``take`` found none:
+        a place in the queue, served by a connection opened for it or by the first one that
+        has room again; given up at ``deadline`` (or after ``socket_timeout`` without one) with
+        a ``HostTimeoutError``. No task per waiter: the queue shares one timer.
 
-        Call after ``take_idle`` found none. The caller that stops waiting hands the future to
-        ``abandon``, so that a connection arriving late goes back to the pool.
+        The caller that stops waiting hands the future to ``abandon``, so that a connection
+        arriving late goes back to the pool.
         """
-        if self.count < self.max_connections:
-            return self._open(deadline)
         waiter: asyncio.Future[AsyncConnection] = asyncio.get_running_loop().create_future()
         if deadline is None and self.wait_timeout is not None:
             deadline = time.monotonic() + self.wait_timeout
         self._waiters.append((waiter, deadline))
         if deadline is not None:
             self._timer.arm(deadline)
+        coming = len(self._opening) * self.rounds_per_connection  # places being opened
+        if self.count < self.max_connections and coming < len(self._waiters):
+            self._open()
         return waiter
 
     def abandon(self, future: asyncio.Future[AsyncConnection]) -> None:
-        """The waiter of ``future`` is gone: its connection, now or when it comes, goes back."""
+        """The waiter of ``future`` is gone: a connection it was given goes back, and connects
+        that nobody waits for any more are cancelled."""
         if not future.done():
-            future.add_done_callback(self._give_back)
             future.cancel()
-        else:
-            self._give_back(future)
+            if not self._has_waiters():
+                self._cancel_opening()
+        elif not future.cancelled() and future.exception() is None:
+            self.finished(future.result())
 
-    def _give_back(self, future: asyncio.Future[AsyncConnection]) -> None:
-        if not future.cancelled() and future.exception() is None:
-            self.release(future.result())
+    def _has_waiters(self) -> bool:
+        """Whether a round still waits (the queue's given-up entries are dropped on the way)."""
+        waiters = self._waiters
+        while waiters and waiters[0][0].done():
+            waiters.popleft()
+        return any(not waiter.done() for waiter, _ in waiters)
 
-    def _open(self, deadline: float | None) -> asyncio.Task[AsyncConnection]:
+    def finished(self, conn: AsyncConnection) -> None:
+        """A round is done with ``conn`` (whatever became of it): its place is free."""
+        conn.rounds -= 1
+        if conn.closed:
+            return
+        if self._waiters:
+            self._serve(conn)
+        elif self.closed and not conn.rounds and not conn.pending:
+            conn.close()
+
+    def forget(self, conn: AsyncConnection) -> None:
+        """A connection of the pool was closed: its slot is free for a waiter."""
+        try:
+            self.conns.remove(conn)
+        except ValueError:
+            return
+        self.count -= 1
+        if self._waiters and not self._opening and self.count < self.max_connections:
+            self._open()
+
+    def _serve(self, conn: AsyncConnection) -> None:
+        """Give ``conn``'s free places to the longest waiters."""
+        waiters = self._waiters
+        limit = self.rounds_per_connection
+        while waiters and conn.rounds < limit:
+            waiter, _ = waiters.popleft()
+            if not waiter.done():
+                conn.rounds += 1
+                waiter.set_result(conn)
+
+    def _open(self) -> None:
         self.count += 1
-        task = asyncio.get_running_loop().create_task(
-            open_connection(self.host, self.settings(), deadline)
-        )
+        task = asyncio.get_running_loop().create_task(open_connection(self.host, self.settings()))
+        self._opening.add(task)
         task.add_done_callback(self._opened)
-        return task
 
     def _opened(self, task: asyncio.Task[AsyncConnection]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            self._forget_one()
+        self._opening.discard(task)
+        if task.cancelled():  # nobody waited for it; a round may have come since
+            self.count -= 1
+            if self._has_waiters() and not self._opening and self.count < self.max_connections:
+                self._open()
+            return
+        failure = task.exception()
+        if failure is not None:
+            self.count -= 1
+            if not self._opening and not self.conns:
+                self._fail_waiters(failure)
+            return
+        conn = task.result()
+        conn.pool = self
+        self.conns.append(conn)
+        if self.closed:
+            conn.close()
+            self._fail_waiters(HostConnectionError("the pool was closed", self.host))
+        else:
+            self._serve(conn)
+
+    def _fail_waiters(self, error: BaseException) -> None:
+        """Nothing is left to serve the queue (the host cannot be reached): every waiter gets
+        ``error`` (a copy each, so that no two tasks raise the same exception object)."""
+        waiters, self._waiters = self._waiters, deque()
+        for waiter, _ in waiters:
+            if not waiter.done():
+                waiter.set_exception(copy.copy(error))
+
+    def _cancel_opening(self) -> None:
+        opening, self._opening = self._opening, set()  # no longer counted on to serve anyone
+        for task in opening:
+            task.cancel()
 
     def _expire_due(self) -> None:
         """Fail the waiters whose deadline has passed; re-arm for the next one."""
         now = time.monotonic()
-        waiting: deque[tuple[asyncio.Future[AsyncConnection], float | None]] = deque()
+        waiting: deque[Waiter] = deque()
         next_at = math.inf
+        expired = False
         for waiter, deadline in self._waiters:
             if waiter.done():
                 continue
             if deadline is not None and deadline <= now:
                 waiter.set_exception(self.busy_error())
+                expired = True
                 continue
             waiting.append((waiter, deadline))
             if deadline is not None and deadline < next_at:
                 next_at = deadline
         self._waiters = waiting
+        if expired and not waiting:  # connects that nobody waits for any more
+            self._cancel_opening()
         self._timer.arm(next_at)
 
     def busy_error(self) -> HostTimeoutError:
+        if self._opening and not self.conns:
+            return HostTimeoutError("connect timed out (the round's timeout)", self.host)
         return HostTimeoutError(
             f"all {self.max_connections} connections stayed busy until the deadline "
             "(raise max_connections in pool_options, or the block's timeout)",
             self.host,
         )
 
-    def release(self, conn: AsyncConnection) -> None:
-        """Back to the pool: to the longest waiter first; a broken one is dropped."""
-        if self.closed or not conn.usable:
-            self.discard(conn)
-            return
-        waiter = self._next_waiter()
-        if waiter is None:
-            self.idle.append(conn)
-        else:
-            waiter[0].set_result(conn)
-
-    def discard(self, conn: AsyncConnection) -> None:
-        """Close a connection that cannot be trusted and free its slot."""
-        conn.close()
-        self._forget_one()
-
-    def _forget_one(self) -> None:
-        """A slot is free: the longest waiter gets a new connection opened for it."""
-        self.count -= 1
-        waiter = self._next_waiter()
-        if waiter is not None:
-            opening = self._open(waiter[1])
-            opening.add_done_callback(functools.partial(self._hand_over, waiter[0]))
-
-    def _next_waiter(self) -> tuple[asyncio.Future[AsyncConnection], float | None] | None:
-        """The longest waiter still waiting, out of the queue, and its deadline; None if
-        nobody waits."""
-        waiters = self._waiters
-        while waiters:
-            waiter, deadline = waiters.popleft()
-            if not waiter.done():
-                return waiter, deadline
-        return None
-
-    def _hand_over(self, waiter: asyncio.Future[AsyncConnection],
-                   task: asyncio.Task[AsyncConnection]) -> None:  # fmt: skip
-        """The connection opened for a waiter: to it, or back if it stopped waiting."""
-        if task.cancelled():
-            if not waiter.done():
-                waiter.cancel()
-            return
-        failure = task.exception()
-        if waiter.done():
-            if failure is None:
-                self.release(task.result())
-        elif failure is not None:
-            waiter.set_exception(failure)
-        else:
-            waiter.set_result(task.result())
-
     def close(self) -> None:
-        """Close the idle connections; busy ones are closed when their round gives them back."""
+        """Close the idle connections; busy ones are closed when their rounds are done."""
         self.closed = True
-        idle, self.idle = self.idle, []
-        for conn in idle:
+        for conn in self.idle:
             conn.close()
-            self.count -= 1
 
 
 _pool_names = itertools.count()
