@@ -308,6 +308,50 @@ def test_a_dropped_connection_frees_its_slot_for_the_next_waiter(three_nodes, ar
     assert count == 1 and in_use == 0
 
 
+def test_a_cancelled_round_keeps_a_connection_another_round_holds_unwritten(three_nodes, arun):
+    # B holds host 0's connection while it waits for host 1's to open; A, the only round
+    # written to it, is cancelled: the connection must stay for B (closing it failed B's host 0)
+    cluster = make_cluster(three_nodes, socket_timeout=5, socket_connect_timeout=0.4)
+    owners = keys_per_host(cluster, 1)
+    key0, key1 = owners[0][0], owners[1][0]
+    cluster.get_routing_client().set(key0, "zero")
+
+    async def main():
+        async with cluster.amap() as client:
+            client.get(key0)  # a pooled connection to host 0 only
+        three_nodes[0].pause()
+        three_nodes[1].pause()  # host 1's login will hang
+        try:
+            first = asyncio.ensure_future(get_one())
+            await asyncio.sleep(0.05)  # A has written to host 0
+            second = asyncio.ensure_future(get_both(holder))
+            await asyncio.sleep(0.05)  # B holds host 0's connection, waits for host 1's
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            three_nodes[0].resume()
+            with pytest.raises(HostTimeoutError) as info:
+                await second
+        finally:
+            three_nodes[0].resume()
+            three_nodes[1].resume()
+        return info.value
+
+    async def get_one():
+        async with cluster.amap() as client:
+            client.get(key0)
+
+    async def get_both(holder):
+        async with cluster.amap(timeout=3.0) as client:  # host 1's connect fails first
+            holder[0] = client.get(key0)
+            holder[1] = client.get(key1)
+
+    holder = {}
+    error = arun(main())
+    assert error.host_id == 1
+    assert holder[0].value == b"zero" and holder[1].is_rejected
+
+
 def test_cancelled_rounds_on_a_shared_connection_shift_nobody_elses_replies(rb_cluster, rb_nodes,
                                                                            arun):  # fmt: skip
     # one connection per host, 60 tasks pipelined on it, a third of them cancelled mid-flight:

@@ -173,11 +173,11 @@ class AsyncConnection(asyncio.Protocol):
             transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def abandon(self, slot: Slot) -> None:
-        """``slot``'s round stops waiting: if other rounds wait on this connection, the slot's
-        replies will be read and dropped; otherwise the connection is closed (it may hold half
-        a reply). The caller settles the round's promises."""
+        """``slot``'s round stops waiting (it still holds its claim): if other rounds hold this
+        connection, the slot's replies will be read and dropped; otherwise the connection is
+        closed (it may hold half a reply). The caller settles the round's promises."""
         pending = self.pending
-        if any(other is not slot and not other.skip for other in pending):
+        if self.rounds > 1:
             owed = slot.buffer.expecting
             if owed:
                 slot.skip = owed

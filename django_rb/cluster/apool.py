@@ -136,7 +136,7 @@ class AsyncPool:
             return
         if self._waiters:
             self._serve(conn)
-        elif self.closed and not conn.rounds and not conn.pending:
+        elif self.closed and not conn.rounds:
             conn.close()
 
     def forget(self, conn: AsyncConnection) -> None:
