@@ -31,6 +31,7 @@ from bench_map import DelayProxy, RawMgetFloor, load_data
 from timing import bench_key, bench_value, rb_partition_host
 
 from django_rb.cluster import Cluster
+from django_rb.cluster.apool import AsyncPool
 from django_rb.testing import NodeRegistry
 
 try:
@@ -45,21 +46,29 @@ PER_CALL = 20
 DELAY_US = 250
 
 
+#: the median process CPU time (ms) of each amedian_ms() run's samples, last one last
+CPU_MS: list[float] = []
+
+
 async def amedian_ms(run: Callable[[], Awaitable[Any]], min_time: float, min_reps: int = 5,
                      max_reps: int = 2000, warmup: int = 3) -> float:  # fmt: skip
-    """Median wall time of ``await run()`` in ms (same rules as timing.median_ms)."""
+    """Median wall time of ``await run()`` in ms (same rules as timing.median_ms); the median
+    CPU time of this process per run goes to ``CPU_MS``."""
     for _ in range(warmup):
         await run()
     gc.collect()
     samples: list[float] = []
-    clock = time.perf_counter
+    cpu: list[float] = []
+    clock, cpu_clock = time.perf_counter, time.process_time
     started = clock()
     while len(samples) < max_reps:
-        t0 = clock()
+        t0, c0 = clock(), cpu_clock()
         await run()
         samples.append(clock() - t0)
+        cpu.append(cpu_clock() - c0)
         if len(samples) >= min_reps and clock() - started >= min_time:
             break
+    CPU_MS.append(statistics.median(cpu) * 1000.0)
     return statistics.median(samples) * 1000.0
 
 
@@ -212,6 +221,10 @@ def configure_django(proxied: list[int]) -> None:
     django.setup()
 
 
+#: table 2's median process CPU ms per batch of calls, by row
+CONCURRENT_CPU: dict[str, float] = {}
+
+
 def table_concurrent(min_time: float) -> dict[str, float | None]:
     from asgiref.sync import sync_to_async
     from django.core.cache import caches
@@ -232,35 +245,57 @@ def table_concurrent(min_time: float) -> dict[str, float | None]:
         return run
 
     rows: dict[str, float | None] = {}
-    rows["RBCache aget_many, native"] = asyncio.run(amedian_ms(calls(rb.aget_many), min_time))
+    cpu: dict[str, float] = {}
+
+    def timed(name: str, ms: float) -> None:
+        rows[name] = ms
+        cpu[name] = CPU_MS[-1]
+
+    timed("RBCache aget_many, native", asyncio.run(amedian_ms(calls(rb.aget_many), min_time)))
     few = caches["rb_few"]
-    rows["RBCache aget_many, native, max_connections=8"] = asyncio.run(
-        amedian_ms(calls(few.aget_many), min_time)
+    timed(
+        "RBCache aget_many, native, max_connections=8",
+        asyncio.run(amedian_ms(calls(few.aget_many), min_time)),
     )
+    pipelined = AsyncPool.rounds_per_connection
+    AsyncPool.rounds_per_connection = 1  # the pools' strategy before they pipelined
+    try:
+        timed(
+            "RBCache aget_many, native, a connection per round",
+            asyncio.run(amedian_ms(calls(rb.aget_many), min_time)),
+        )
+    finally:
+        AsyncPool.rounds_per_connection = pipelined
     hop = sync_to_async(rb.get_many, thread_sensitive=True)
-    rows["RBCache get_many, one thread hop per call"] = asyncio.run(
-        amedian_ms(calls(hop), min_time, min_reps=3)
+    timed(
+        "RBCache get_many, one thread hop per call",
+        asyncio.run(amedian_ms(calls(hop), min_time, min_reps=3)),
     )
-    rows["Django RedisCache (BaseCache.aget_many: a hop per key)"] = asyncio.run(
-        amedian_ms(calls(plain.aget_many), 0.0, min_reps=1, warmup=1)  # ~20 s a run
+    timed(
+        "Django RedisCache (BaseCache.aget_many: a hop per key)",
+        asyncio.run(amedian_ms(calls(plain.aget_many), 0.0, min_reps=1, warmup=1)),  # ~20 s
     )
+    CONCURRENT_CPU.update(cpu)
     return rows
 
 
 # -- output -----------------------------------------------------------------------------------
 
 
-def print_rows(title: str, rows: dict[str, float | None], base: str) -> None:
+def print_rows(title: str, rows: dict[str, float | None], base: str,
+               cpu: dict[str, float] | None = None) -> None:  # fmt: skip
     print(f"\n{title}\n")
-    print(f"| method | median ms | vs {base} |")
-    print("| --- | ---: | ---: |")
+    extra = " CPU ms per batch |" if cpu else ""
+    print(f"| method | median ms | vs {base} |{extra}")
+    print("| --- | ---: | ---: |" + (" ---: |" if cpu else ""))
     base_ms = rows[base]
     for name, ms in rows.items():
+        cells = f" {cpu[name]:.1f} |" if cpu and name in cpu else (" - |" if cpu else "")
         if ms is None:
-            print(f"| {name} | - | - |")
+            print(f"| {name} | - | - |{cells}")
             continue
         ratio = f"{ms / base_ms:.2f}x" if base_ms else "-"
-        print(f"| {name} | {ms:.3f} | {ratio} |")
+        print(f"| {name} | {ms:.3f} | {ratio} |{cells}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,7 +336,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{DELAY_US} µs-each-way delay proxy",
             concurrent,
             "RBCache aget_many, native",
+            CONCURRENT_CPU,
         )
+        native = concurrent["RBCache aget_many, native"] or 0.0
+        hop_ms = concurrent["RBCache get_many, one thread hop per call"] or 0.0
+        print(f"\nthread hop / native: {hop_ms / native:.2f}x (target: 4x)")
     finally:
         if proxy is not None:
             proxy.stop()

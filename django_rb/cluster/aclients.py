@@ -65,7 +65,9 @@ class _AsyncRounds:
                 self._buffers.clear()
                 await self._arun_buffers(buffers, deadline)
         finally:
-            errors, self._errors = self._errors, RoundErrors()
+            errors = self._errors
+            if errors.errors:
+                self._errors = RoundErrors()
             self._held.clear()
             self._buffers.clear()
         if errors.first is not None:
@@ -203,9 +205,11 @@ class AsyncClusterMixin:
 
     def get_async_pool_for_host(self, host: HostInfo) -> AsyncPool:
         """The asyncio pool of one host on the running event loop."""
-        return self._loop_pools.get(
-            host, lambda: self._connection_settings(host), self.pool_options
-        )
+        loop_pools = self._loop_pools
+        pool = loop_pools.for_loop().get(host.host_id)
+        if pool is not None and pool.host is host:  # (every round asks, once per host)
+            return pool
+        return loop_pools.get(host, lambda: self._connection_settings(host), self.pool_options)
 
     def _connection_settings(self, host: HostInfo) -> Any:
         """An unconnected connection of the host's sync pool: its login, TLS and timeouts."""

@@ -2,7 +2,7 @@
 connections (pipelined), and a round that finds none free *waits*.
 
 A loop opens one connection per host and pipelines the rounds of every task over it, up to
-``AsyncPool.rounds_per_connection`` rounds at once on one connection; past that it opens
+``AsyncPool.rounds_per_connection`` (64) rounds at once on one connection; past that it opens
 another, up to ``max_connections``, and past that a round waits (first come, first served) for
 a place on one, bounded by the block's timeout, or by ``socket_timeout`` when the block has
 none: a burst is served late, never refused (redis.asyncio's pool raises
@@ -40,12 +40,14 @@ Waiter = tuple["asyncio.Future[AsyncConnection]", float | None]
 class AsyncPool:
     """The connections to one host on one event loop."""
 
-    #: How many rounds may be pipelined on one connection at once before another is opened.
-    #: Redis answers a connection's commands in order and runs one command at a time however
-    #: many connections there are, so rounds lose nothing by sharing one, while the event loop
-    #: pays per connection (one write and one read per connection per pass instead of one
-    #: per round). 1 gives every round a connection of its own.
-    rounds_per_connection = 1 << 30
+    #: How many rounds may be pipelined on one connection at once before another is opened
+    #: (up to ``max_connections``). Redis answers a connection's commands in order and runs one
+    #: command at a time however many connections there are, so rounds lose nothing by sharing
+    #: one, while the event loop pays per connection: one write and a few reads per connection
+    #: and loop pass instead of one write and one read per round. The bound keeps a round from
+    #: queueing behind too many others (say, behind one big reply). 1 gives every round a
+    #: connection of its own, as this pool did before it pipelined.
+    rounds_per_connection = 64
 
     def __init__(self, host: HostInfo, settings: Callable[[], Any],
                  pool_options: Mapping[str, Any]) -> None:  # fmt: skip
