@@ -353,9 +353,9 @@ def test_a_cancelled_round_keeps_a_connection_another_round_holds_unwritten(thre
 
 
 def test_cancelled_rounds_on_a_shared_connection_shift_nobody_elses_replies(rb_cluster, rb_nodes,
-                                                                           arun):  # fmt: skip
-    # one connection per host, 60 tasks pipelined on it, a third of them cancelled mid-flight:
-    # every other task must see exactly its own values
+                                                                           arun, sharing):  # fmt: skip
+    # one connection per host, 60 tasks pipelined on it (or queued for it), a third of them
+    # cancelled mid-flight: every other task must see exactly its own values
     cluster = Cluster(cluster_hosts(rb_nodes), pool_options={"max_connections": 1})
     owners = keys_per_host(cluster, 2)
     keys = [key for ks in owners.values() for key in ks]
@@ -397,7 +397,7 @@ def test_cancelled_rounds_on_a_shared_connection_shift_nobody_elses_replies(rb_c
     assert fds_after <= fds_before + 4
 
 
-def test_hundred_cancelled_rounds_leak_nothing(rb_cluster, arun):
+def test_hundred_cancelled_rounds_leak_nothing(rb_cluster, arun, sharing):
     big = b"x" * 200_000  # replies arrive in many pieces: cancels land mid-reply too
     owners = keys_per_host(rb_cluster, 3)
     keys = [key for ks in owners.values() for key in ks]
@@ -434,7 +434,7 @@ def test_hundred_cancelled_rounds_leak_nothing(rb_cluster, arun):
     assert fds_after <= fds_before + 4 and all(p.count <= 4 for p in pools.values())
 
 
-def test_asyncio_timeout_around_a_block_leaks_nothing(three_nodes, arun):
+def test_asyncio_timeout_around_a_block_leaks_nothing(three_nodes, arun, sharing):
     cluster = make_cluster(three_nodes)
 
     async def main():
@@ -619,7 +619,7 @@ def test_tls_with_an_unknown_certificate_fails_that_host(tls_node, arun):
     assert info.value.host_id == 0 and "tls-pw" not in str(info.value)
 
 
-def test_rounds_cancelled_while_connecting_leak_nothing(three_nodes, arun):
+def test_rounds_cancelled_while_connecting_leak_nothing(three_nodes, arun, sharing):
     cluster = make_cluster(three_nodes, socket_connect_timeout=5, socket_timeout=5)
 
     async def main():
