@@ -70,6 +70,39 @@ def test_dead_node_fails_its_keys_only_and_names_the_host(three_nodes, arun):
             assert promise.value == key.encode()
 
 
+def test_rounds_waiting_for_a_dead_nodes_connect_fail_together(three_nodes, arun, monkeypatch):
+    # 50 tasks arrive while host 1's first connection is being opened: they wait for it, and
+    # its failure fails them all at once (an error object each), not one connect per task
+    from django_rb.cluster import apool
+
+    connects = []
+    real_open = apool.open_connection
+
+    def counting_open(host, settings, deadline=None):
+        connects.append(host.host_id)
+        return real_open(host, settings, deadline)
+
+    monkeypatch.setattr(apool, "open_connection", counting_open)
+    cluster = make_cluster(three_nodes)
+    key = keys_per_host(cluster, 1)[1][0]
+    three_nodes[1].stop()
+
+    async def get():
+        async with cluster.amap() as client:
+            client.get(key)
+
+    async def main():
+        started = time.monotonic()
+        results = await asyncio.gather(*(get() for _ in range(50)), return_exceptions=True)
+        pool = pools_of(cluster)[1]
+        return results, time.monotonic() - started, pool.count, pool.in_use
+
+    results, elapsed, count, in_use = arun(main())
+    assert all(isinstance(r, HostConnectionError) and r.host_id == 1 for r in results)
+    assert len({id(r) for r in results}) == 50  # no two tasks raise the same object
+    assert connects == [1] and elapsed < 2.0 and count == 0 and in_use == 0
+
+
 def test_stalled_node_under_amap_timeout(three_nodes, arun):
     cluster = make_cluster(three_nodes, socket_timeout=10)
     owners = keys_per_host(cluster, 5)
