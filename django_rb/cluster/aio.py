@@ -3,9 +3,12 @@
 The selector engine's twin for event loops. It drives the same command buffers (what to send,
 whose promise each reply settles); ``AsyncConnection`` parses replies as they arrive, and the
 round waits on one future until every host is done, failed or past its deadline. Hosts that
-need a connection connect (and log in) concurrently; hosts with an idle one start at once.
-Whatever ends a round early (cancellation, a timeout around it) drops every connection that
-may still hold part of a reply and gives the untouched ones back, so nothing leaks.
+need a connection connect (and log in) concurrently; hosts whose pool has a connection with
+room start at once (rounds of many tasks are pipelined on shared connections: ``apool``).
+Whatever ends a round early (cancellation, a timeout around it) leaves the replies it was
+owed on a connection other rounds hold to be read and dropped, drops a connection it alone
+held (it may hold part of a reply) and gives the untouched ones back, so nothing leaks and
+nobody else's replies shift.
 """
 
 from __future__ import annotations
@@ -188,7 +191,8 @@ class _Round:
         return next_due if self.remaining else math.inf
 
     def abandon(self, error: BaseException) -> None:
-        """The round ended early: drop what may hold half a reply, return what sent nothing."""
+        """The round ended early: leave what was written to its connection (skipped, or dropped
+        with it), return what sent nothing; every promise still owed is rejected."""
         for link in self.links:
             if not link.finished:
                 link.give_up(error)
