@@ -103,6 +103,25 @@ def test_rounds_waiting_for_a_dead_nodes_connect_fail_together(three_nodes, arun
     assert connects == [1] and elapsed < 2.0 and count == 0 and in_use == 0
 
 
+def test_a_configuration_error_fails_the_round_and_leaks_no_slot(rb_nodes, arun):
+    # the async twin of test_failures' test: pool_options redis-py does not take raise as they
+    # are (not as a dead node), every promise is settled, and no pool counts a connection for
+    # it (each attempt counted one, and promises stayed pending)
+    cluster = Cluster(cluster_hosts(rb_nodes), pool_options={"max_conections": 5})
+
+    async def main():
+        for _ in range(3):
+            with pytest.raises(TypeError, match="max_conections") as info:
+                async with cluster.amap() as client:
+                    promises = [client.get(f"k{i}") for i in range(8)]
+            assert not any(p.is_pending for p in promises)
+            assert not isinstance(info.value, HostConnectionError)
+            assert any(p.reason is info.value for p in promises)
+        return [(p.count, p.in_use) for p in pools_of(cluster).values()]
+
+    assert all(counts == (0, 0) for counts in arun(main()))
+
+
 def test_stalled_node_under_amap_timeout(three_nodes, arun):
     cluster = make_cluster(three_nodes, socket_timeout=10)
     owners = keys_per_host(cluster, 5)

@@ -162,8 +162,14 @@ class AsyncPool:
                 waiter.set_result(conn)
 
     def _open(self) -> None:
+        try:
+            settings = self.settings()
+        except Exception as exc:  # the settings cannot make a connection: not the host's fault
+            if not self._opening and not self.conns:
+                self._fail_waiters(exc)  # (raised as it is, like map() does, never retried)
+            return
         self.count += 1
-        task = asyncio.get_running_loop().create_task(open_connection(self.host, self.settings()))
+        task = asyncio.get_running_loop().create_task(open_connection(self.host, settings))
         self._opening.add(task)
         task.add_done_callback(self._opened)
 
