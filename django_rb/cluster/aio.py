@@ -221,21 +221,21 @@ async def arun_round(
     loop = asyncio.get_running_loop()
     round_ = _Round(loop, errors, deadline)
     to_open: list[tuple[CommandBuffer, AsyncPool]] = []
-    for buffer in buffers:
-        if not buffer.has_queued:
-            continue
-        host = hosts.get(buffer.host_id)
-        if host is None:
-            error = HostConnectionError("the host was removed from the cluster", buffer.host_id)
-            _settle_failure(buffer, error, errors)
-            continue
-        pool = get_pool(host)
-        conn = pool.take()
-        if conn is None:
-            to_open.append((buffer, pool))
-        else:
-            round_.links.append(_Link(round_, buffer, pool, conn))
     try:
+        for buffer in buffers:  # (inside the try: a connection taken is given back if it raises)
+            if not buffer.has_queued:
+                continue
+            host = hosts.get(buffer.host_id)
+            if host is None:
+                error = HostConnectionError("the host was removed from the cluster", buffer.host_id)
+                _settle_failure(buffer, error, errors)
+                continue
+            pool = get_pool(host)
+            conn = pool.take()
+            if conn is None:
+                to_open.append((buffer, pool))
+            else:
+                round_.links.append(_Link(round_, buffer, pool, conn))
         if to_open:
             await _connect_all(round_, to_open)
         round_.start_all()
