@@ -118,8 +118,10 @@ class Cluster(AsyncClusterMixin):
             return existed
 
     def disconnect_pools(self, inuse_connections: bool = True) -> None:
-        """Close pooled connections (they reconnect on next use); with
-        ``inuse_connections=False`` only idle ones, so rounds in other threads go on."""
+        """Close pooled connections (they reconnect on next use); ones in use by rounds in
+        other threads are shut down, and those rounds fail for their hosts (see
+        ``ConnectionPool.disconnect``); with ``inuse_connections=False`` only idle ones are
+        closed, so rounds in other threads go on."""
         with self._lock:
             for pool in self._pools.values():
                 pool.disconnect(inuse_connections=inuse_connections)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 from typing import Any
 
 from redis import ConnectionPool as RedisConnectionPool
@@ -43,6 +44,27 @@ class ConnectionPool(RedisConnectionPool):
                 connection = self.make_connection()
             self._in_use_connections.add(connection)
         return connection
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        """Close the idle connections; with ``inuse_connections``, shut down the ones in use
+        instead of closing them. Closing a socket another thread is reading or writing frees
+        its descriptor number mid-call: a socket opened meanwhile (any thread's, to any node)
+        can take the number, and the call then reads that socket's replies or writes into it
+        (redis-py's ``disconnect`` does that). A shut-down socket keeps its number: its owner
+        sees the connection end, fails that host, and closes it itself."""
+        self._checkpid()
+        with self._lock:  # idle ones cannot be taken while they are closed
+            for connection in self._available_connections:
+                connection.disconnect()
+            if not inuse_connections:
+                return
+            for connection in self._in_use_connections:
+                sock = connection._sock
+                if sock is not None:
+                    try:  # the OS call for any socket (an SSLSocket's would drop its state)
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                    except OSError:  # already closed, or never connected
+                        pass
 
     def give_back(self, connection: Any) -> None:
         """Return a connection that ``take()`` handed out."""
