@@ -41,7 +41,7 @@ RECOVER = "django_rb:recover"
 class Codec:
     """How a cluster's commands are encoded and its replies turned into Python values."""
 
-    __slots__ = ("encoder", "callbacks", "decode_responses", "_heads")
+    __slots__ = ("encoder", "callbacks", "decode_responses", "plain_utf8", "_heads")
 
     def __init__(
         self,
@@ -53,6 +53,11 @@ class Codec:
         self.encoder = ArgEncoder(encoding, encoding_errors)
         self.callbacks = {name.upper(): cb for name, cb in callbacks.items()}
         self.decode_responses = decode_responses
+        #: text is encoded as strict UTF-8, so ``str.encode()`` gives its bytes
+        self.plain_utf8 = encoding_errors == "strict" and encoding.lower().replace("_", "-") in (
+            "utf-8",
+            "utf8",
+        )
         #: what a client passes as the command name -> (NAME, its wire words), built once
         self._heads: dict[Any, tuple[str, tuple[bytes, ...]]] = {}
 

@@ -120,10 +120,7 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
         self._router = router = cluster.get_router()
         self._route = router.get_host_for_key
         self._encode = self._codec.encoder.encode
-        encoder = self._codec.encoder
-        self._plain_utf8 = encoder.errors == "strict" and encoder.encoding.lower().replace(
-            "_", "-"
-        ) in ("utf-8", "utf8")
+        self._plain_utf8 = self._codec.plain_utf8
         #: route on the encoded key when the router allows it (one encode serves both)
         self._route_bytes = router.get_host_for_encoded_key if self._plain_utf8 else None
         #: the direct methods' routing; None where a subclass routes commands its own way
