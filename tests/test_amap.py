@@ -6,7 +6,7 @@ import asyncio
 import pytest
 import redis
 
-from django_rb.cluster import Promise, UnroutableCommand
+from django_rb.cluster import Promise, UnroutableCommand, UnsafeCommand
 from django_rb.testing import keys_per_host
 
 
@@ -91,6 +91,39 @@ def test_bad_argument_raises_at_the_call_and_nothing_is_sent(rb_cluster, arun):
     with pytest.raises(redis.DataError):
         arun(main())
     assert rb_cluster.get_routing_client().get("sent") is None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("BLPOP", "queue", 1),
+        ("BZPOPMIN", "zqueue", 1),
+        ("XREAD", "COUNT", 1, "BLOCK", 100, "STREAMS", "stream", "$"),
+        ("SELECT", 3),
+        ("WATCH", "watched"),
+        ("CLIENT", "REPLY", "OFF"),
+    ],
+    ids=lambda command: " ".join(str(word) for word in command[:2]),
+)
+def test_commands_that_would_hold_or_change_a_shared_connection_are_refused(
+    rb_cluster, arun, command
+):
+    """Rounds of concurrent tasks share connections: a blocking command would stall every
+    other task's round behind it, a state-changing one would change their connection."""
+    rb_cluster.get_routing_client().set("shared", "v")
+
+    keyless = command[0] in ("SELECT", "CLIENT")
+
+    async def main():
+        with pytest.raises(UnsafeCommand, match=command[0]):
+            async with rb_cluster.aall() if keyless else rb_cluster.amap() as client:
+                client.execute_command(*command)
+        async with rb_cluster.amap() as client:  # nothing was sent, nothing changed
+            after = client.get("shared")
+            streamed = client.xread({"block": "0"}, count=1)  # a stream named "block" is no option
+        return after.value, streamed.value
+
+    assert arun(main()) == (b"v", [])
 
 
 def test_a_callback_may_queue_more_commands_in_the_same_block(rb_cluster, arun):

@@ -14,6 +14,7 @@ from django_rb.cluster import (
     MappingClient,
     Promise,
     UnroutableCommand,
+    UnsafeCommand,
 )
 from django_rb.testing import cluster_hosts, keys_per_host
 
@@ -149,6 +150,43 @@ def test_keyless_and_unknown_commands_are_unroutable(rb_cluster, command):
     assert "fanout" in str(info.value) or "all()" in str(info.value)
     with pytest.raises(UnroutableCommand):
         rb_cluster.get_routing_client().execute_command(*command)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("SELECT", 3),
+        ("CLIENT", "REPLY", "OFF"),
+        ("CLIENT REPLY", "SKIP"),
+        ("AUTH", "someone", "secret"),
+        ("MULTI",),
+        ("READONLY",),
+    ],
+    ids=lambda command: " ".join(str(word) for word in command[:2]),
+)
+def test_commands_that_change_their_connection_are_refused_by_fanout(rb_cluster, command):
+    """A pooled connection serves the next round too: SELECT would send it to another db,
+    CLIENT REPLY OFF would leave its replies missing, MULTI would queue the next round."""
+    rb_cluster.get_routing_client().set("kept", "v")
+    with pytest.raises(UnsafeCommand, match="change the connection") as info:
+        with rb_cluster.all() as client:
+            client.execute_command(*command)
+    assert "secret" not in str(info.value)
+    with rb_cluster.map() as client:  # every pooled connection as it was
+        values = [client.get("kept") for _ in range(4)]
+    assert [p.value for p in values] == [b"v"] * 4
+
+
+def test_watch_is_refused_and_blocking_commands_still_run_in_map(rb_cluster):
+    """WATCH would outlive the block on the pooled connection; a blocking command only
+    holds this thread's own round, as it did in rb."""
+    with pytest.raises(UnsafeCommand, match="WATCH"):
+        with rb_cluster.map() as client:
+            client.execute_command("WATCH", "watched")
+    rb_cluster.get_routing_client().rpush("queue", "job")
+    with rb_cluster.map() as client:
+        popped = client.blpop(["queue"], timeout=1)
+    assert popped.value == (b"queue", b"job") or popped.value == [b"queue", b"job"]
 
 
 def test_promise_chains_inside_map(rb_cluster):

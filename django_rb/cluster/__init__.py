@@ -19,6 +19,7 @@ from .errors import (
     MissingHostId,
     NoTargetHosts,
     UnroutableCommand,
+    UnsafeCommand,
     UnsupportedHostSetting,
 )
 from .hosts import HostInfo
@@ -57,5 +58,6 @@ __all__ = [
     "RoutingClient",
     "SlotRouter",
     "UnroutableCommand",
+    "UnsafeCommand",
     "UnsupportedHostSetting",
 ]

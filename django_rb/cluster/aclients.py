@@ -17,7 +17,7 @@ from redis import Redis
 
 from .aio import arun_round
 from .apool import AsyncPool, LoopPools
-from .buffer import CommandBuffer
+from .buffer import SHARED_UNSAFE, CommandBuffer
 from .clients import FanoutClient, MappingClient, _ClusterClient
 from .engine import RoundErrors
 from .hosts import HostInfo
@@ -36,6 +36,8 @@ class _AsyncRounds:
     starts as soon as one is done; a host's later buffers run after its earlier ones).
     """
 
+    #: rounds of several tasks share connections here: blocking commands are refused too
+    _refused: frozenset[str] = SHARED_UNSAFE
     _cluster: Cluster
     _buffers: dict[int, CommandBuffer]
     _errors: RoundErrors

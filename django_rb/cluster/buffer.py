@@ -13,6 +13,7 @@ from typing import Any
 
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 
+from .errors import UnsafeCommand
 from .promise import PENDING, RESOLVED, Promise, reject_each, resolve_each
 from .resp import ArgEncoder, ReplyError, error_from_reply, pack_pipeline
 
@@ -31,6 +32,21 @@ _SINGLE_NAMES = {GETS: "GET", SETS: "SET", DELS: "DEL"}
 _SINGLE_WORDS = {GETS: b"GET", SETS: b"SET", DELS: b"DEL"}
 _IGNORED_OPTIONS = ("keys",)
 _MAX_HEADS = 1024
+
+#: Commands that change their connection for whoever uses it next (a pooled connection, or one
+#: that concurrent rounds share): refused by the map() / fanout() clients, sync and async.
+STATEFUL = frozenset(
+    {"SELECT", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "AUTH", "HELLO", "RESET", "QUIT",
+     "READONLY", "READWRITE", "ASKING", "MONITOR", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE",
+     "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "CLIENT REPLY"}
+)  # fmt: skip
+#: Commands that hold their connection until the server has something to say; refused where
+#: the rounds of several tasks share connections (the asyncio engine), with STATEFUL.
+BLOCKING = frozenset(
+    {"BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
+     "WAIT", "WAITAOF", "XREAD BLOCK", "XREADGROUP BLOCK"}
+)  # fmt: skip
+SHARED_UNSAFE = STATEFUL | BLOCKING
 
 #: Option naming a ``recover(error, promise) -> bool`` hook for a command's error reply: when it
 #: returns True it has taken the promise over (e.g. queued a retry that settles it), so the
@@ -110,14 +126,18 @@ class CommandBuffer:
         self._waiting: list[Any] = []
         self._next = 0
 
-    def enqueue(self, args: tuple, options: Mapping[str, Any] | None = None) -> Promise:
+    def enqueue(self, args: tuple, options: Mapping[str, Any] | None = None,
+                refused: frozenset[str] = STATEFUL) -> Promise:  # fmt: skip
         """Queue a command as a client passes it (name first); returns its promise.
 
-        Arguments are encoded now, so a bad one raises here, at the caller, like redis-py.
+        Arguments are encoded now, so a bad one raises here, at the caller, like redis-py;
+        so does a command named in ``refused`` (``UnsafeCommand``).
         """
         codec = self.codec
         name, head = codec.head(args[0])
         words = head + tuple(map(codec.encoder.encode, args[1:]))
+        if name in refused or name in _REFUSED_BY_WORDS:
+            _refuse_unsafe(name, words, refused)
         if options:
             options = {k: v for k, v in options.items() if k not in _IGNORED_OPTIONS} or None
         promise: Promise[Any] = Promise()
@@ -243,6 +263,36 @@ class CommandBuffer:
         ``Run``) are rejected; ``sent`` says whether it may have reached the server. Returning
         True takes the command over: the buffer then leaves its promises alone."""
         return False
+
+
+#: commands refused only for some of their words: ``CLIENT REPLY ...``, ``XREAD ... BLOCK``
+_REFUSED_BY_WORDS = frozenset({"CLIENT", "XREAD", "XREADGROUP"})
+
+
+def _refuse_unsafe(name: str, words: tuple[bytes, ...], refused: frozenset[str]) -> None:
+    if name == "CLIENT":
+        if len(words) < 2 or words[1].upper() != b"REPLY":
+            return
+        name = "CLIENT REPLY"
+    elif name in ("XREAD", "XREADGROUP"):
+        options = words[1 : words.index(b"STREAMS")] if b"STREAMS" in words else words[1:]
+        if b"BLOCK" not in [word.upper() for word in options]:
+            return
+        name = f"{name} BLOCK"
+    if name not in refused:
+        return
+    if name in BLOCKING:
+        reason = (
+            "it would hold the connection that concurrent tasks' rounds share until the "
+            "server answers; give it a connection of its own (a redis.asyncio client, or "
+            "cluster.get_local_client_for_key(key) in a thread)"
+        )
+    else:
+        reason = (
+            "it would change the connection for whoever uses it next; use a dedicated "
+            "client for it: cluster.get_local_client(host_id) (or get_local_client_for_key)"
+        )
+    raise UnsafeCommand(f"{name} is not sent inside map()/fanout() blocks: {reason}.")
 
 
 def _run_words(run: Run) -> list[bytes]:

@@ -13,7 +13,7 @@ from redis.commands.core import Script
 from redis.connection import Encoder
 from redis.exceptions import NoScriptError
 
-from .buffer import DELS, GETS, RECOVER, SETS, CommandBuffer
+from .buffer import DELS, GETS, RECOVER, SETS, STATEFUL, CommandBuffer
 from .direct import _REDIS_PY, DirectCommands
 from .engine import RoundErrors, run_round
 from .errors import NoTargetHosts, UnroutableCommand
@@ -108,6 +108,10 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
     """Inside ``cluster.map()``: every command returns a Promise; nothing is sent until the block
     ends, then each host gets one pipeline, all hosts in parallel."""
 
+    #: what ``execute_command`` refuses (``UnsafeCommand``): commands that would change a
+    #: pooled connection for its next user; async clients refuse blocking ones too
+    _refused: frozenset[str] = STATEFUL
+
     def __init__(
         self,
         cluster: Cluster,
@@ -147,9 +151,9 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
             if kind is str or kind is bytes:
                 host_id = route(key.encode() if kind is str else key)
                 buffer = self._buffers.get(host_id) or self._buffer(host_id)
-                return buffer.enqueue(args, options)
+                return buffer.enqueue(args, options, self._refused)
         host_id = self._router.get_host_for_command(args[0], args[1:])
-        return self._buffer(host_id).enqueue(args, options)
+        return self._buffer(host_id).enqueue(args, options, self._refused)
 
     def _buffer(self, host_id: int) -> CommandBuffer:
         buffer = self._buffers.get(host_id)
@@ -444,8 +448,9 @@ class FanoutClient(MappingClient):
         """Queue the command on every target host."""
         hosts = self._checked_targets()
         if self._singular and len(hosts) == 1:
-            return self._buffer(hosts[0]).enqueue(args, options)
-        return Promise.all({h: self._buffer(h).enqueue(args, options) for h in hosts})
+            return self._buffer(hosts[0]).enqueue(args, options, self._refused)
+        refused = self._refused
+        return Promise.all({h: self._buffer(h).enqueue(args, options, refused) for h in hosts})
 
     def run_script(self, script: ClusterScript, keys: list[Any], args: list[Any]) -> Promise:
         """Queue a script on every target host, loaded where a host lacks it."""

@@ -15,6 +15,12 @@ class UnroutableCommand(Exception):
     """A command cannot be sent to exactly one host: it has no key, or its keys span hosts."""
 
 
+class UnsafeCommand(UnroutableCommand):
+    """A command a map()/fanout() block must not send: it would change its connection for
+    whoever uses it next (SELECT, MULTI, WATCH, AUTH, CLIENT REPLY...), or, where rounds of
+    several tasks share a connection (the asyncio engine), hold it for all of them (BLPOP...)."""
+
+
 class BadHostSetup(Exception):
     """The host configuration cannot work: ids with gaps, a URL that does not parse, ..."""
 

@@ -208,7 +208,7 @@ class SlotMappingClient(_SlotRounds, MappingClient):  # type: ignore[misc]
     def execute_command(self, *args: Any, **options: Any) -> Promise:
         """Queue a command on the node serving its keys' slot (all in one slot)."""
         slot, readonly = self._cluster.slot_for_command(args)
-        return self._slot_buffer(slot, readonly).enqueue(args, options)
+        return self._slot_buffer(slot, readonly).enqueue(args, options, self._refused)
 
     def get(self, name: Any) -> Promise:  # type: ignore[override]
         """GET, folded with neighbours of the same slot into one MGET (``_slot_buffer`` and
