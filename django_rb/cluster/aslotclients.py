@@ -48,6 +48,7 @@ class _AsyncSlotRounds(_AsyncRounds):
                     step, cluster.nodes, get_pool, deadline, round_errors, self._max_concurrency
                 )
                 self._keep_errors(round_errors)  # type: ignore[attr-defined]
+        self._owners = None  # the map may have changed: later GETs look it up again
 
 
 class AsyncSlotMappingClient(_AsyncSlotRounds, SlotMappingClient):  # type: ignore[misc]

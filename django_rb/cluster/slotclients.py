@@ -7,6 +7,7 @@ block's rounds follow redirects (``redirects.follow_redirects``). Same buffers, 
 
 from __future__ import annotations
 
+from binascii import crc_hqx
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,9 @@ from .engine import RoundErrors, run_round
 from .errors import HostError, UnroutableCommand
 from .promise import Promise
 from .redirects import ASK, MOVED, ClusterRedirectError, Redirect, Redirects, follow_redirects
-from .slots import key_slot
+from .slots import OPEN_BRACE, SLOT_COUNT, key_slot
+
+_SLOT_MASK = SLOT_COUNT - 1
 
 if TYPE_CHECKING:
     from .rediscluster import RedisCluster
@@ -29,15 +32,17 @@ class SlotBuffer(CommandBuffer):
     """A master's (or replica's) buffer: runs never mix slots; redirected commands are handed
     to the block's ``Redirects`` instead of rejecting their promises."""
 
-    __slots__ = ("tail_slot", "redirects", "_tail_single")
+    __slots__ = ("tail_slot", "redirects", "single", "single_slot")
 
     def __init__(self, host_id: Any, codec: Codec, auto_batch: bool, redirects: Redirects) -> None:
         super().__init__(host_id, codec, auto_batch)
         self.tail_slot = -1
         self.redirects = redirects
-        #: the plain GET / SET / DEL ending the queue and its slot, which a neighbour of the
-        #: same slot turns into a Run (most neighbours are of other slots: no Run is built)
-        self._tail_single: tuple[Any, int] | None = None
+        #: the last plain GET / SET / DEL queued and its slot: while it ends the queue, a
+        #: neighbour of the same slot turns it into a Run (most neighbours are of other slots:
+        #: no Run is built). Two attributes, not a tuple: one fewer object per command.
+        self.single: Any = None
+        self.single_slot = -1
 
     def add_to_run(self, kind: int, args: tuple | list, promise: Promise) -> None:
         """As the base's, but a foldable command is queued plain until a second one of the
@@ -51,24 +56,19 @@ class SlotBuffer(CommandBuffer):
             super().add_to_run(kind, args, promise)
             return
         queue = self.queue
-        single = self._tail_single
         name = _SINGLE_NAMES[kind]
+        first = self.single
         if (
-            single is not None
-            and single[1] == self.tail_slot
-            and queue
-            and queue[-1] is single[0]
-            and single[0][0] == name
+            self.single_slot == self.tail_slot and queue and queue[-1] is first and first[0] == name
         ):  # a second one of this slot: the two become a Run
-            first = single[0]
             run = self.tail_run = queue[-1] = Run(kind, [*first[1][1:], *args], first[3])
             run.promises.append(promise)
-            self._tail_single = None
+            self.single = None
             return
-        entry = (name, (_SINGLE_WORDS[kind], *args), None, promise)
+        entry = self.single = (name, (_SINGLE_WORDS[kind], *args), None, promise)
         queue.append(entry)
         self.tail_run = None
-        self._tail_single = (entry, self.tail_slot)
+        self.single_slot = self.tail_slot
 
     def take_over(self, error: BaseException, entry: Any, sent: bool) -> bool:
         """Redirects and retryable failures go to the next round."""
@@ -106,6 +106,9 @@ class _SlotRounds:
 
     def _start_rounds(self) -> None:
         self._redirects = Redirects(self._errors, self._cluster.slot_of_entry)
+        #: the slot owners the block's GETs are routed by (a SlotMap is immutable; a round's
+        #: MOVED or refresh makes a new one, so this is dropped after every round)
+        self._owners: tuple[str, ...] | None = None
 
     def _new_buffer(self, host_id: str) -> SlotBuffer:
         buffer = SlotBuffer(host_id, self._codec, self.auto_batch, self._redirects)
@@ -146,6 +149,7 @@ class _SlotRounds:
             buffers = list(self._buffers.values())
             self._buffers.clear()
             follow_redirects(buffers, run, redirects, self._reroute, refresh)
+        self._owners = None
 
     def _keep_errors(self, round_errors: RoundErrors) -> None:
         """A round's errors, but those of failures whose commands all moved on (the re-sent
@@ -215,23 +219,29 @@ class SlotMappingClient(_SlotRounds, MappingClient):  # type: ignore[misc]
         the plain case of ``SlotBuffer.add_to_run`` inlined: 1,000 random keys are ~1,000
         slots, so this is the per-command path)."""
         data = name.encode() if type(name) is str and self._plain_utf8 else self._key_bytes(name)
-        slot = key_slot(data)
+        slot = crc_hqx(data, 0) & _SLOT_MASK if OPEN_BRACE not in data else key_slot(data)
         buffer: Any
         if self._replicas:
             buffer = self._slot_buffer(slot, True)
         else:
-            cluster = self._cluster
-            host_id = (cluster._slot_map or cluster.slot_map).owners[slot] or cluster.any_master()
+            owners = self._owners
+            if owners is None:  # the block's first command, or the first after a round
+                owners = self._owners = self._cluster.slot_map.owners
+            host_id = owners[slot] or self._cluster.any_master()
             buffer = self._buffers.get(host_id) or self._buffer(host_id)
             if slot != buffer.tail_slot:  # SlotBuffer.for_slot, inlined
                 buffer.tail_run = None
                 buffer.tail_slot = slot
         promise = Promise()
-        single = buffer._tail_single
-        if buffer.tail_run is None and (single is None or single[1] != slot) and buffer.auto_batch:
-            entry = ("GET", (b"GET", data), None, promise)  # no neighbour of its slot to join
-            buffer.queue.append(entry)
-            buffer._tail_single = (entry, slot)
+        queue = buffer.queue
+        if (
+            buffer.tail_run is None
+            and (buffer.single_slot != slot or not queue or queue[-1] is not buffer.single)
+            and buffer.auto_batch
+        ):  # no neighbour of its slot to join
+            entry = buffer.single = ("GET", (b"GET", data), None, promise)
+            queue.append(entry)
+            buffer.single_slot = slot
         else:
             buffer.add_to_run(GETS, (data,), promise)
         return promise
