@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -145,6 +146,64 @@ def django_rb_rows(ports: list[int]) -> list[Row]:
         )
     )
     return rows
+
+
+FLOOR = "floor: raw sockets, hand-encoded EVALSHA"
+
+
+class RawScriptFloor:
+    """What the machine itself costs: the bucket script's EVALSHA, encoded in advance, on one
+    raw socket per node; three limits are one call on each of 3 nodes, all written before any
+    reply is read (django_rb's round, minus every line of Python but the socket calls)."""
+
+    def __init__(self, ports: list[int]) -> None:
+        import hiredis  # noqa: PLC0415
+
+        from django_rb.cluster.resp import pack  # noqa: PLC0415
+        from django_rb.ratelimit.limiter import _BUCKET  # noqa: PLC0415
+        from django_rb.ratelimit.rates import parse_rate  # noqa: PLC0415
+
+        self.socks = [socket.create_connection(("127.0.0.1", port)) for port in ports[:3]]
+        self.readers = [hiredis.Reader() for _ in self.socks]
+        words = parse_rate(RATE).script_words
+        self.calls = [
+            pack((b"EVALSHA", _BUCKET.sha.encode(), b"1", f"rlfloor:{key}".encode(), b"", b"1",
+                  *words, b"1"))
+            for key in KEYS
+        ]  # fmt: skip
+        for sock, reader in zip(self.socks, self.readers, strict=True):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(pack((b"SCRIPT", b"LOAD", _BUCKET.script)))
+            self._reply(sock, reader)
+
+    @staticmethod
+    def _reply(sock: socket.socket, reader: Any) -> Any:
+        reply = reader.gets()
+        while reply is False:
+            reader.feed(sock.recv(65536))
+            reply = reader.gets()
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def one(self) -> bool:
+        self.socks[0].sendall(self.calls[0])
+        return _allowed(self._reply(self.socks[0], self.readers[0])[0] == 1)
+
+    def three(self) -> bool:
+        for sock, call in zip(self.socks, self.calls, strict=True):
+            sock.sendall(call)
+        replies = [self._reply(s, r) for s, r in zip(self.socks, self.readers, strict=True)]
+        return _allowed(all(reply[0] == 1 for reply in replies))
+
+    def close(self) -> None:
+        for sock in self.socks:
+            sock.close()
+
+
+def floor_row(ports: list[int]) -> tuple[Row, RawScriptFloor]:
+    floor = RawScriptFloor(ports)
+    return (FLOOR, "GCRA, 1 script/node", floor.one, floor.three), floor
 
 
 def peer_rows(ports: list[int]) -> list[Row]:
@@ -281,15 +340,23 @@ def print_table(title: str, rows: list[Row], results: dict[str, tuple[float, flo
 
 def print_targets(results: dict[str, tuple[float, float]]) -> None:
     ours = results["django_rb RateLimiter, 3 nodes|GCRA, 1 script/node"]
-    peers = {k: v for k, v in results.items() if not k.startswith("django_rb")}
+    alone = results["django_rb RateLimiter, 1 node|GCRA, 1 script/node"]
+    floor = results[f"{FLOOR}|GCRA, 1 script/node"]
+    print()
+    print(
+        f"the machine's floor: one call on each of 3 nodes in parallel costs "
+        f"{floor[1] / floor[0]:.2f}x one call on one node ({floor[1]:.0f} µs vs {floor[0]:.0f})"
+    )
+    peers = {k: v for k, v in results.items() if not k.startswith(("django_rb", "floor"))}
     if not peers:
         return
     fastest_one = min(peers.items(), key=lambda kv: kv[1][0])
     fastest_three = min(peers.items(), key=lambda kv: kv[1][1])
-    print()
     print(
-        f"one limit: django_rb {ours[0]:.0f} µs vs fastest peer {fastest_one[1][0]:.0f} µs "
-        f"({fastest_one[0].replace('|', ', ')}): {fastest_one[1][0] / ours[0]:.2f}x"
+        f"one limit: django_rb {ours[0]:.0f} µs (3 nodes), {alone[0]:.0f} µs (1 node, the "
+        f"peers' server) vs fastest peer {fastest_one[1][0]:.0f} µs "
+        f"({fastest_one[0].replace('|', ', ')}): {fastest_one[1][0] / ours[0]:.2f}x, "
+        f"{fastest_one[1][0] / alone[0]:.2f}x"
     )
     print(f"three limits cost {ours[1] / ours[0]:.2f}x one limit (django_rb, 3 nodes)")
     print(
@@ -326,7 +393,12 @@ def run(args: argparse.Namespace) -> None:
                 rows = django_rb_rows(plan_ports)
                 if not args.no_peers:
                     rows += peer_rows(plan_ports)
-                results = measure(rows, budget, 1 if args.quick else args.passes)
+                row, floor = floor_row(plan_ports)
+                rows.append(row)
+                try:
+                    results = measure(rows, budget, 1 if args.quick else args.passes)
+                finally:
+                    floor.close()
                 print_table(f"Decisions from one thread, {title}:", rows, results)
                 print_targets(results)
     finally:

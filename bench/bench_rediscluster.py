@@ -5,7 +5,10 @@ django_rb over 3 plain (rb-style) nodes, all in one run. Prints a table of media
 
 Starts its own servers (a 3-master Redis Cluster and 3 plain nodes) on free loopback ports and
 stops them at the end. 1,000 random keys fall in ~970 slots, so on a Redis Cluster almost no
-GETs fold into MGETs: the rows show the per-command path. Then the same rows again with every
+GETs fold into MGETs: the rows show the per-command path. Two floors show what the machine
+itself costs: hand-encoded single GETs on raw sockets to the cluster's masters (no promises,
+no client), and one hand-encoded MGET per plain node. Every row is measured ``--passes`` times,
+the rows interleaved, and each cell is the median of its passes. Then the same rows again with every
 node behind bench/delay_proxy.py (``--delay-us`` each way): the cluster's nodes announce the
 proxy's ports (``cluster-announce-port``), so the slot map, and every client, goes through it;
 the "round trips" column divides each median by a PING's round trip through the proxy, to show
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +29,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_map import DelayProxy, round_trip_us  # noqa: E402
+from bench_map import DelayProxy, RawMgetFloor, RawPipelineFloor, round_trip_us  # noqa: E402
 from redis.cluster import ClusterNode  # noqa: E402
 from redis.cluster import RedisCluster as RedisPyCluster  # noqa: E402
 from redis.crc import key_slot  # noqa: E402
@@ -40,6 +44,26 @@ from django_rb.testing import (  # noqa: E402
 )
 
 OURS = "django_rb map(), Redis Cluster"
+FLOOR = "floor: raw sockets, single GETs, Redis Cluster"
+MGET_FLOOR = "floor: raw sockets, one MGET per plain node"
+
+
+class ClusterGetFloor(RawPipelineFloor):
+    """The per-command floor on a Redis Cluster: hand-encoded GETs, one pipeline per master
+    (keys grouped by the slot map), every master written before any read, hiredis parsing."""
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        names = list(cluster.hosts)
+        super().__init__([int(name.rsplit(":", 1)[1]) for name in names], b"GET")
+        index = {name: i for i, name in enumerate(names)}
+        self.owner_of = [index[owner] for owner in cluster.slot_map.owners]
+
+    def group(self, keys: list[str]) -> tuple[list[bytes], dict[int, list[int]]]:
+        positions: dict[int, list[int]] = {}
+        encoded = [key.encode() for key in keys]
+        for pos, key in enumerate(encoded):
+            positions.setdefault(self.owner_of[key_slot(key)], []).append(pos)
+        return encoded, positions
 
 
 def map_gets(cluster: Any, keys: list[str], auto_batch: bool = True) -> Callable[[], Any]:
@@ -99,28 +123,37 @@ def build_rows(
     ours = RedisCluster([f"redis://127.0.0.1:{seed_port}/0"])
     plain = Cluster({i: {"host": "127.0.0.1", "port": port} for i, port in enumerate(plain_ports)})
     theirs = RedisPyCluster(startup_nodes=[ClusterNode("127.0.0.1", seed_port)])
+    floor, mget_floor = ClusterGetFloor(ours), RawMgetFloor(plain_ports)
     rows: list[tuple[str, Callable[[], Any]]] = [
         (OURS, map_gets(ours, KEYS)),
         ("redis-py RedisCluster pipeline", redispy_pipeline(theirs, KEYS)),
         ("redis-py RedisCluster mget_nonatomic", redispy_mget(theirs, KEYS)),
         ("django_rb map(), 3 plain nodes, auto_batch=False", map_gets(plain, KEYS, False)),
         ("django_rb map(), 3 plain nodes (folded MGETs)", map_gets(plain, KEYS)),
+        (FLOOR, lambda: floor.fetch(KEYS)),
+        (MGET_FLOOR, lambda: mget_floor.fetch(KEYS)),
     ]
-    return rows, [ours, plain, theirs]
+    return rows, [ours, plain, theirs, floor, mget_floor]
 
 
-def measure(rows: list[tuple[str, Callable[[], Any]]], budget: Budget) -> dict[str, float]:
+def measure(
+    rows: list[tuple[str, Callable[[], Any]]], budget: Budget, passes: int
+) -> dict[str, float]:
+    """Each row's median, ``passes`` times with the rows interleaved (so a noisy spell of the
+    machine falls on every row alike), and the median of each row's passes."""
     expected = [key.encode() for key in KEYS]
-    results = {}
     for name, run in rows:
         assert run() == expected, name
-        results[name] = median_ms(run, budget)
-    return results
+    samples: dict[str, list[float]] = {name: [] for name, _ in rows}
+    for _ in range(passes):
+        for name, run in rows:
+            samples[name].append(median_ms(run, budget))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def close(clients: list[Any]) -> None:
     for client in clients:
-        if isinstance(client, RedisPyCluster):
+        if isinstance(client, RedisPyCluster | RawPipelineFloor | RawMgetFloor):
             client.close()
         else:
             client.disconnect_pools()
@@ -140,6 +173,19 @@ def print_table(results: dict[str, float], direct: dict[str, float] | None = Non
         print(f"| {name:<50} | {ms:8.2f} | {ms / base:29.2f}x |{extra}")
 
 
+def print_targets(results: dict[str, float]) -> None:
+    """The issue's two targets, and how far the machine's own floors are from them."""
+    ours, folded = results[OURS], results["django_rb map(), 3 plain nodes (folded MGETs)"]
+    pipeline = results["redis-py RedisCluster pipeline"]
+    print()
+    print(f"redis-py's cluster pipeline / django_rb on Redis Cluster: {pipeline / ours:.2f}x")
+    print(f"django_rb on Redis Cluster / rb-style folded map(): {ours / folded:.2f}x")
+    print(
+        f"the raw single-GET floor on Redis Cluster / rb-style folded map(): "
+        f"{results[FLOOR] / folded:.2f}x; django_rb / that floor: {ours / results[FLOOR]:.2f}x"
+    )
+
+
 KEYS: list[str] = []
 
 
@@ -148,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--min-time", type=float, default=1.0)
     parser.add_argument("--delay-us", type=float, default=250.0)
+    parser.add_argument("--passes", type=int, default=5, help="interleaved passes per row")
     args = parser.parse_args(argv)
-    budget = Budget(min_time=args.min_time, min_reps=10)
+    budget = Budget(min_time=args.min_time / args.passes, min_reps=10)
     KEYS[:] = [bench_key(i) for i in range(args.keys)]
     registry = NodeRegistry()
     proxy = None
@@ -163,11 +210,12 @@ def main(argv: list[str] | None = None) -> int:
                 for key in KEYS:
                     client.set(key, key)
         slots = len({key_slot(key.encode()) for key in KEYS})
-        direct = measure(rows, budget)
+        direct = measure(rows, budget, args.passes)
         close(clients)
         print(f"{args.keys} GETs over 3 masters ({slots} distinct slots), median ms")
         print()
         print_table(direct)
+        print_targets(direct)
 
         real = [node.port for node in setup.masters] + plain_ports
         proxy = DelayProxy(real, args.delay_us)
@@ -175,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         announce_proxy(setup, proxied)
         rtt_ms = round_trip_us(proxy.ports[0]) / 1000
         rows, clients = build_rows(proxied[setup.masters[0].port], proxy.ports[3:])
-        delayed = measure(rows, budget)
+        delayed = measure(rows, budget, args.passes)
         close(clients)
         print()
         print(
@@ -184,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print()
         print_table(delayed, direct, rtt_ms)
+        print_targets(delayed)
     finally:
         if proxy is not None:
             proxy.stop()
