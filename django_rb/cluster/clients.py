@@ -318,7 +318,7 @@ class MappingClient(_ClusterClient, DirectCommands, Redis):  # type: ignore[misc
         """EVALSHA on one host; a NOSCRIPT reply queues EVAL with the body there instead.
         ``words`` (numkeys, keys, args) are encoded here, once for both."""
         encode = self._encode
-        tail = tuple(map(encode, words))
+        tail = tuple([w if type(w) is bytes else encode(w) for w in words])  # most are bytes
 
         def recover(error: Exception, promise: Promise) -> bool:
             if not isinstance(error, NoScriptError):

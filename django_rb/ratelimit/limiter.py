@@ -170,7 +170,7 @@ def read(work: Plan, promises: dict[int, Promise]) -> list[Decision]:
             at += 4
     if errors:
         raise LimiterUnavailable(decisions, errors)
-    return [d for d in decisions if d is not None]
+    return cast(list[Decision], decisions)  # every limit is known or was decided
 
 
 def _reason(promise: Promise | None, host_id: int) -> BaseException:

@@ -56,7 +56,7 @@ class Rate:
         """The interval and the burst as the bucket script's arguments, encoded once."""
         return self.interval_us.encode(), b"%d" % self.burst
 
-    @property
+    @cached_property
     def blocks_everything(self) -> bool:
         """``"0/s"``: no request is ever allowed."""
         return self.count == 0 or self.burst == 0
