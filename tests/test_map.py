@@ -227,6 +227,35 @@ def test_error_in_a_callback_does_not_lose_other_results(rb_cluster):
     assert [p.value for p in ps] == [str(i).encode() for i in range(10)]
 
 
+def test_unfolded_replies_settle_in_order_around_errors_and_raising_callbacks(rb_cluster):
+    with rb_cluster.map() as client:
+        client.set("uf-str", "x")
+        for i in range(60):
+            client.set(f"uf{i}", str(i))
+    values = [str(i).encode() for i in range(60)]
+    seen = []
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        with rb_cluster.map(auto_batch=False) as client:  # one GET per key on the wire
+            first = [client.get(f"uf{i}") for i in range(60)]
+            bad = client.hget("uf-str", "field")  # an error reply among them
+            then = [client.get(f"uf{i}") for i in range(60)]
+            then[3].done(seen.append)
+    assert [p.value for p in first] == values
+    assert [p.value for p in then] == values
+    assert bad.is_rejected and "WRONGTYPE" in str(bad.reason)
+    assert seen == [b"3"]
+    with pytest.raises(ZeroDivisionError):
+        with rb_cluster.map(auto_batch=False) as client:
+            first = [client.get(f"uf{i}") for i in range(60)]
+            first[7].done(lambda v: 1 / 0)  # a subscriber that raises
+            first[8].done(seen.append)
+    assert [p.value for p in first] == values
+    assert seen == [b"3", b"8"]
+    with rb_cluster.map(auto_batch=False) as client:  # every connection went back clean
+        again = [client.get(f"uf{i}") for i in range(60)]
+    assert [p.value for p in again] == values
+
+
 def test_routing_client_gives_immediate_results(rb_cluster):
     client = rb_cluster.get_routing_client()
     assert client.set("r", "1") is True

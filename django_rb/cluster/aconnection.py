@@ -122,16 +122,9 @@ class AsyncConnection(asyncio.Protocol):
                     pending.popleft()
                     continue
                 buffer = slot.buffer
-                while buffer.expecting:
-                    reply = gets()
-                    if reply is False:
-                        return
-                    try:
-                        error = buffer.on_reply(reply)
-                    except Exception as exc:  # a subscriber raised: its promise is settled
-                        error = exc
-                    if error is not None:
-                        slot.errors.add(error)
+                buffer.settle(reader, slot.errors)
+                if buffer.expecting:  # the rest of its replies are still on their way
+                    return
                 pending.popleft()
                 slot.replied(self, None)
             if gets() is not False:  # a reply nobody is owed
@@ -234,6 +227,11 @@ class _LoginReplies:
 
     def on_reply(self, reply: Any) -> None:
         self.replies.append(reply)
+
+    def settle(self, reader: Any, errors: Any) -> None:
+        """Take the login's replies as far as ``reader`` holds them (CommandBuffer.settle)."""
+        while self.expecting and (reply := reader.gets()) is not False:
+            self.replies.append(reply)
 
     def fail(self, error: BaseException) -> None:
         """Nothing to reject: the caller raises ``error``."""

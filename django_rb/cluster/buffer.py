@@ -243,6 +243,55 @@ class CommandBuffer:
             resolve_each(promises, reply)
         return None
 
+    def settle(self, reader: Any, errors: Any) -> None:
+        """Settle the replies owed, in order, as far as ``reader`` holds them, as ``on_reply``
+        would: a plain reply to a plain command (no options, no response callback) inline,
+        anything else through ``on_reply``; error replies and subscribers' exceptions go to
+        ``errors.add``. Replies past the last one owed stay in the reader (another round's,
+        on a shared connection)."""
+        gets = reader.gets
+        callbacks = self.codec.callbacks
+        inline = not self.codec.decode_responses
+        waiting, i = self._waiting, self._next
+        count = len(waiting)
+        try:
+            while i < count and (reply := gets()) is not False:
+                entry = waiting[i]
+                if (
+                    inline
+                    and type(reply) is not ReplyError
+                    and type(entry) is not Run
+                    and entry[2] is None
+                    and entry[0] not in callbacks
+                ):  # (NAME, words, None, promise): the reply is the value
+                    i += 1
+                    promise = entry[3]
+                    if promise._callbacks is None and promise._state == PENDING:
+                        promise.value = reply
+                        promise._state = RESOLVED
+                        continue
+                    self._next = i
+                    try:
+                        promise.resolve(reply)
+                    except Exception as exc:  # a subscriber raised: the promise is settled
+                        errors.add(exc)
+                    continue
+                self._next = i
+                try:
+                    error = self.on_reply(reply)
+                except Exception as exc:  # a subscriber raised: the promise is settled
+                    error = exc
+                if error is not None:
+                    errors.add(error)
+                waiting, i = self._waiting, self._next  # on_reply moved on (or started over)
+                count = len(waiting)
+        finally:
+            if i and i == len(waiting):
+                self._waiting = []
+                self._next = 0
+            else:
+                self._next = i
+
     def fail(self, error: BaseException) -> None:
         """Reject every promise still owed a reply or still queued (the host failed)."""
         sent = [(entry, True) for entry in self._waiting[self._next :]]

@@ -241,7 +241,12 @@ def _run_alone(buffer: CommandBuffer, hosts: dict[int, HostInfo], get_pool: Call
             _drive(poller, live, [link], deadline, errors)
             return True
         now = time.monotonic()
-        link.deadline = _next_deadline(link, now, deadline)
+        idle = link.idle_timeout  # _next_deadline, for a link that is not connecting
+        if idle is None:
+            link.deadline = deadline
+        else:
+            idle += now
+            link.deadline = idle if deadline is None or idle < deadline else deadline
         wait = None if link.deadline is None else max(0.0, link.deadline - now) * 1000.0
         if not poller.poll(wait):
             _fail(link, _timeout_error(link, deadline), errors)
@@ -462,20 +467,16 @@ def _read(link: _Link, errors: RoundErrors) -> None:
         _fail(link, HostConnectionError(f"read failed: {_reason(exc)}", link.host), errors)
         return
     try:
-        while True:
+        while link.login:
             reply = reader.gets()
             if reply is False:
                 break
-            if link.login:
-                if not _logged_in(link, reply, errors):
-                    return
-                continue
-            try:
-                error = buffer.on_reply(reply)
-            except Exception as exc:  # a subscriber raised: the promise is settled; go on
-                error = exc
-            if error is not None:
-                errors.add(error)
+            if not _logged_in(link, reply, errors):
+                return
+        if not link.login:
+            buffer.settle(reader, errors)
+            if not buffer.expecting and reader.gets() is not False:
+                raise ValueError("more replies than commands")
     except Exception as exc:  # the reply stream itself is broken
         _fail(link, HostConnectionError(f"protocol error: {exc}", link.host), errors)
         return

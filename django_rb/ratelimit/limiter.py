@@ -77,7 +77,8 @@ class Plan:
         self.limits = limits
         self.spend = spend
         self.now_us = now_us
-        #: host id -> indexes into ``limits``
+        #: group (a host id, a Redis Cluster's (master, slot); None for a lone limit) ->
+        #: indexes into ``limits``: one script call each
         self.by_host: dict[Any, list[int]] = {}
         #: index into ``limits`` -> its bucket's Redis key (prefixed), for those asked of Redis
         self.names: dict[int, str] = {}
@@ -104,7 +105,9 @@ def as_limit(
 def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: float | None) -> Plan:
     """Group limits by the node of their bucket; settle rates None and 0 without Redis."""
     result = Plan(list(limits), spend, b"" if now is None else b"%d" % round(now * _US))
-    # keys that may share one script call: one node's (rb-style), one slot's (Redis Cluster)
+    # keys that may share one script call: one node's (rb-style), one slot's (Redis Cluster);
+    # a lone limit shares with nobody, so its call is placed by the map() client alone
+    alone = len(result.limits) == 1
     group_of = getattr(router, "get_batch_for_key", None) or router.get_host_for_key
     by_host, names = result.by_host, result.names
     for index, limit in enumerate(result.limits):
@@ -117,7 +120,7 @@ def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: fl
             )
         else:
             names[index] = name = f"{prefix}:{limit.key}"
-            indexes = by_host.get(host_id := group_of(name))
+            indexes = by_host.get(host_id := None if alone else group_of(name))
             if indexes is None:
                 by_host[host_id] = [index]
             else:
@@ -173,10 +176,11 @@ def read(work: Plan, promises: dict[int, Promise]) -> list[Decision]:
     return cast(list[Decision], decisions)  # every limit is known or was decided
 
 
-def _reason(promise: Promise | None, host_id: int) -> BaseException:
+def _reason(promise: Promise | None, host_id: Any) -> BaseException:
     if promise is not None and promise.is_rejected and isinstance(promise.reason, BaseException):
         return promise.reason
-    return TimeoutError(f"host {host_id}: no answer from the rate limit script")
+    where = "its node" if host_id is None else f"host {host_id}"
+    return TimeoutError(f"{where}: no answer from the rate limit script")
 
 
 class RateLimiter:
