@@ -76,8 +76,20 @@ def test_map_works_with_the_pure_python_reader(rb_cluster, monkeypatch):
         [(b"MGET", *[b"k%d" % i for i in range(15)])],  # just under the slice path
         [(b"MGET", *[b"k%d" % i for i in range(200)]), (b"PING",)],  # more words than arrays
         [(b"MSET", *([b"v" * 4097] * 20)), (b"HGET", b"h", b"f")],  # long run, big words
+        # two- and three-word commands take their own path; words at the size table's edge
+        [(b"GET", b"k" * 4095), (b"GET", b"k" * 4096), (b"INCR", b"")] * 2,
+        [(b"SET", b"k", b"v" * 4095), (b"SET", b"k", b"v" * 4096), (b"HGET", b"h" * 4096, b"")],
     ],
-    ids=["none", "one", "big-word", "fifteen-words", "long-run", "long-run-big-words"],
+    ids=[
+        "none",
+        "one",
+        "big-word",
+        "fifteen-words",
+        "long-run",
+        "long-run-big-words",
+        "two-words-at-the-edge",
+        "three-words-at-the-edge",
+    ],
 )
 def test_pack_pipeline_is_every_command_packed_in_order(commands):
     assert pack_pipeline(commands) == b"".join(pack(words) for words in commands)

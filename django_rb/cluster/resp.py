@@ -111,10 +111,22 @@ def pack_pipeline(commands: Iterable[Sequence[bytes]]) -> bytes:
     command goes into one list and one ``join`` makes the bytes (about 4x faster than packing
     each command on its own, which is what the per-command path of map() spends most on)."""
     lines: list[bytes] = []
-    add = lines.append
+    add, extend = lines.append, lines.extend
     heads, arrays = _HEADS, _ARRAYS
     for words in commands:
         count = len(words)
+        if count == 2:  # GET key, INCR key...: the per-command path's commonest shapes
+            a, b = words
+            size_a, size_b = len(a), len(b)
+            if size_a < 4096 and size_b < 4096:
+                extend((arrays[2], heads[size_a], a, heads[size_b], b))
+                continue
+        elif count == 3:  # HGET key field, SET key value...
+            a, b, c = words
+            size_a, size_b, size_c = len(a), len(b), len(c)
+            if size_a < 4096 and size_b < 4096 and size_c < 4096:
+                extend((arrays[3], heads[size_a], a, heads[size_b], b, heads[size_c], c))
+                continue
         if count < 16:
             add(arrays[count])
             for word in words:
