@@ -166,6 +166,11 @@ def test_a_dead_node_fails_only_its_limits(rb_nodes: list[Any], rb_cluster: Clus
     assert partial[1] is None
     assert isinstance(caught.value.errors[0], redis.ConnectionError)
     assert "1 of 2 rate limits undecided" in str(caught.value)
+    with pytest.raises(LimiterUnavailable) as alone:  # a lone limit: its own short path
+        limiter.consume(dead_keys[0], "1/s")
+    assert alone.value.decisions == [None]
+    assert isinstance(alone.value.errors[0], redis.ConnectionError)
+    assert "1 of 1 rate limits undecided" in str(alone.value)
 
 
 def test_a_stalled_node_is_bounded_by_the_timeout(rb_nodes: list[Any]) -> None:
@@ -259,8 +264,11 @@ def test_async_dead_node_fails_only_its_limits(
     async def run() -> Any:
         with pytest.raises(LimiterUnavailable) as caught:
             await limiter.aconsume_many([(live, "1/s"), (dead, "1/s")])
-        return caught.value
+        with pytest.raises(LimiterUnavailable) as alone:
+            await limiter.aconsume(dead, "1/s")
+        return caught.value, alone.value
 
-    failure = arun(run())
+    failure, alone = arun(run())
     assert failure.decisions[0] is not None and failure.decisions[0].allowed
     assert failure.decisions[1] is None
+    assert alone.decisions == [None] and isinstance(alone.errors[0], redis.ConnectionError)

@@ -2,7 +2,9 @@
 
 Every operation is built the same way, so an async engine can reuse it by swapping one call:
 ``plan()`` turns limits into one script call per node (limits on one node are decided together),
-``queue()`` puts those calls on a map() client, ``read()`` turns the replies into decisions.
+``queue()`` puts those calls on a map() client, ``read()`` turns the replies into decisions. A
+lone limit (most requests) has nothing to group: ``lone_call()`` / ``lone_decision()`` do the
+same for it with none of the grouping's bookkeeping.
 """
 
 from __future__ import annotations
@@ -176,6 +178,34 @@ def read(work: Plan, promises: dict[int, Promise]) -> list[Decision]:
     return cast(list[Decision], decisions)  # every limit is known or was decided
 
 
+def lone_call(limit: Limit, prefix: str, spend: bool, now: float | None) -> tuple | None:
+    """The script call (keys, args) deciding one limit alone: ``plan`` and ``queue`` for the
+    commonest request, one limit, with nothing to group. None when Redis need not be asked
+    (rate None or 0: ``plan`` settles those)."""
+    rate = limit.rate
+    if rate is None or rate.blocks_everything:
+        return None
+    now_us = b"" if now is None else b"%d" % round(now * _US)
+    cost = limit.cost
+    return (
+        [f"{prefix}:{limit.key}"],
+        [now_us, b"1" if spend else b"0", *rate.script_words, b"%d" % cost],
+    )
+
+
+def lone_decision(limit: Limit, promise: Promise) -> Decision:
+    """``read`` for ``lone_call``'s reply; raises LimiterUnavailable if it has none."""
+    if not promise.is_resolved:
+        raise LimiterUnavailable([None], [_reason(promise, None)])
+    reply = promise.value
+    rate = limit.rate
+    assert rate is not None
+    return Decision(
+        limit.key, rate, reply[0] == 1, rate.burst, reply[1], reply[2] / _US, reply[3] / _US,
+        limit.name,
+    )  # fmt: skip
+
+
 def _reason(promise: Promise | None, host_id: Any) -> BaseException:
     if promise is not None and promise.is_rejected and isinstance(promise.reason, BaseException):
         return promise.reason
@@ -236,6 +266,15 @@ class RateLimiter:
     def run(self, limits: Sequence[Limit], spend: bool, now: float | None = None) -> list[Decision]:
         """Decide prepared limits in one round (spending tokens when ``spend``)."""
         cluster = self.cluster
+        if len(limits) == 1 and (call := lone_call(limits[0], self.prefix, spend, now)):
+            promise = None
+            try:
+                with cluster.map(timeout=self.timeout) as client:
+                    promise = client.run_script(_BUCKET, *call)
+            except Exception:
+                if promise is None:  # failed before anything was sent: a bug, not a node
+                    raise
+            return [lone_decision(limits[0], promise)]
         work = plan(limits, self.prefix, cluster.get_router(), spend, now)
         promises: dict[int, Promise] = {}
         if work.by_host:  # one node or many: a map() round costs fewer syscalls than redis-py
@@ -283,6 +322,15 @@ class RateLimiter:
     ) -> list[Decision]:
         """``run`` on the asyncio engine (``async with cluster.amap()``)."""
         cluster = self.cluster
+        if len(limits) == 1 and (call := lone_call(limits[0], self.prefix, spend, now)):
+            promise = None
+            try:
+                async with cluster.amap(timeout=self.timeout) as client:
+                    promise = client.run_script(_BUCKET, *call)
+            except Exception:
+                if promise is None:
+                    raise
+            return [lone_decision(limits[0], promise)]
         work = plan(limits, self.prefix, cluster.get_router(), spend, now)
         promises: dict[int, Promise] = {}
         if work.by_host:
