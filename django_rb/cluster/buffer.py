@@ -205,23 +205,9 @@ class CommandBuffer:
             self._next = 0
         codec = self.codec
         if type(entry) is not Run:  # (NAME, words, options, promise)
-            promise = entry[3]
-            options = entry[2]
-            if (
-                (options is None or (len(options) == 1 and RECOVER in options))
-                and type(reply) is not ReplyError
-                and not codec.decode_responses
-                and entry[0] not in codec.callbacks
-            ):  # the common case: the reply is the value
-                if promise._callbacks is None and promise._state == PENDING:
-                    promise.value = reply
-                    promise._state = RESOLVED
-                else:
-                    promise.resolve(reply)
-                return None
             if type(reply) is ReplyError and self.take_over(reply, entry, True):
                 return None
-            return _settle_one(codec, promise, entry[0], entry[2], reply)
+            return _settle_one(codec, entry[3], entry[0], entry[2], reply)
         promises = entry.promises
         if len(promises) == 1:  # sent as the plain command
             if type(reply) is ReplyError and self.take_over(reply, entry, True):
@@ -244,11 +230,11 @@ class CommandBuffer:
         return None
 
     def settle(self, reader: Any, errors: Any) -> None:
-        """Settle the replies owed, in order, as far as ``reader`` holds them, as ``on_reply``
-        would: a plain reply to a plain command (no options, no response callback) inline,
-        anything else through ``on_reply``; error replies and subscribers' exceptions go to
-        ``errors.add``. Replies past the last one owed stay in the reader (another round's,
-        on a shared connection)."""
+        """Settle the replies owed, in order, as far as ``reader`` holds them: a plain reply to
+        a plain command (no options but a NOSCRIPT recovery, no response callback) here, the
+        common case, anything else through ``on_reply``; error replies and subscribers'
+        exceptions go to ``errors.add``. Replies past the last one owed stay in the reader
+        (another round's, on a shared connection)."""
         gets = reader.gets
         callbacks = self.codec.callbacks
         inline = not self.codec.decode_responses
@@ -261,22 +247,23 @@ class CommandBuffer:
                     inline
                     and type(reply) is not ReplyError
                     and type(entry) is not Run
-                    and entry[2] is None
+                    and (
+                        (options := entry[2]) is None or (len(options) == 1 and RECOVER in options)
+                    )
                     and entry[0] not in callbacks
-                ):  # (NAME, words, None, promise): the reply is the value
+                ):  # (NAME, words, options, promise): the reply is the value
                     i += 1
                     promise = entry[3]
                     if promise._callbacks is None and promise._state == PENDING:
                         promise.value = reply
                         promise._state = RESOLVED
                         continue
-                    self._next = i
                     try:
                         promise.resolve(reply)
                     except Exception as exc:  # a subscriber raised: the promise is settled
                         errors.add(exc)
                     continue
-                self._next = i
+                self._next = i  # on_reply reads (and moves) it
                 try:
                     error = self.on_reply(reply)
                 except Exception as exc:  # a subscriber raised: the promise is settled

@@ -241,12 +241,7 @@ def _run_alone(buffer: CommandBuffer, hosts: dict[int, HostInfo], get_pool: Call
             _drive(poller, live, [link], deadline, errors)
             return True
         now = time.monotonic()
-        idle = link.idle_timeout  # _next_deadline, for a link that is not connecting
-        if idle is None:
-            link.deadline = deadline
-        else:
-            idle += now
-            link.deadline = idle if deadline is None or idle < deadline else deadline
+        link.deadline = _next_deadline(link, now, deadline)
         wait = None if link.deadline is None else max(0.0, link.deadline - now) * 1000.0
         if not poller.poll(wait):
             _fail(link, _timeout_error(link, deadline), errors)

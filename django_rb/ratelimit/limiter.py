@@ -79,8 +79,8 @@ class Plan:
         self.limits = limits
         self.spend = spend
         self.now_us = now_us
-        #: group (a host id, a Redis Cluster's (master, slot); None for a lone limit) ->
-        #: indexes into ``limits``: one script call each
+        #: group (a host id; a Redis Cluster's (master, slot)) -> indexes into ``limits``: one
+        #: script call each
         self.by_host: dict[Any, list[int]] = {}
         #: index into ``limits`` -> its bucket's Redis key (prefixed), for those asked of Redis
         self.names: dict[int, str] = {}
@@ -107,9 +107,7 @@ def as_limit(
 def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: float | None) -> Plan:
     """Group limits by the node of their bucket; settle rates None and 0 without Redis."""
     result = Plan(list(limits), spend, b"" if now is None else b"%d" % round(now * _US))
-    # keys that may share one script call: one node's (rb-style), one slot's (Redis Cluster);
-    # a lone limit shares with nobody, so its call is placed by the map() client alone
-    alone = len(result.limits) == 1
+    # keys that may share one script call: one node's (rb-style), one slot's (Redis Cluster)
     group_of = getattr(router, "get_batch_for_key", None) or router.get_host_for_key
     by_host, names = result.by_host, result.names
     for index, limit in enumerate(result.limits):
@@ -122,7 +120,7 @@ def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: fl
             )
         else:
             names[index] = name = f"{prefix}:{limit.key}"
-            indexes = by_host.get(host_id := None if alone else group_of(name))
+            indexes = by_host.get(host_id := group_of(name))
             if indexes is None:
                 by_host[host_id] = [index]
             else:
@@ -186,11 +184,8 @@ def lone_call(limit: Limit, prefix: str, spend: bool, now: float | None) -> tupl
     if rate is None or rate.blocks_everything:
         return None
     now_us = b"" if now is None else b"%d" % round(now * _US)
-    cost = limit.cost
-    return (
-        [f"{prefix}:{limit.key}"],
-        [now_us, b"1" if spend else b"0", *rate.script_words, b"%d" % cost],
-    )
+    mode = b"1" if spend else b"0"
+    return [f"{prefix}:{limit.key}"], [now_us, mode, *rate.script_words, b"%d" % limit.cost]
 
 
 def lone_decision(limit: Limit, promise: Promise) -> Decision:
