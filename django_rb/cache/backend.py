@@ -32,6 +32,8 @@ from django.core.cache.backends.base import (
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import cached_property
 
+from django_rb import get_cluster
+
 from .client import KeyPlan, RBCacheClient, abuild
 from .conf import DEFAULT_SCAN_COUNT, CacheSettings, first_error_text, read_cache_settings
 from .structures import StructuresMixin
@@ -105,8 +107,6 @@ class RBCache(StructuresMixin, BaseCache):
         """
         name = self._settings().cluster_name
         if name is not None:
-            from django_rb import get_cluster
-
             return get_cluster(name)
         return self._own_cluster
 

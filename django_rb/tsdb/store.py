@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from django_rb import get_cluster  # (Django-free until a name is looked up)
+
 from . import arguments, counters, distinct, frequency, maintenance
 from .errors import TSDBArgumentError
 from .keys import KeyNames, model_name, series_token
@@ -95,8 +97,6 @@ class TSDB:
     def cluster(self) -> Any:
         """The cluster the store's keys live on."""
         if self._cluster is None or isinstance(self._cluster, str):
-            from django_rb import get_cluster  # noqa: PLC0415  (Django only when asked)
-
             return get_cluster(self._cluster or "default")
         return self._cluster
 
