@@ -17,9 +17,7 @@ from .engine import RoundErrors, run_round
 from .errors import HostError, UnroutableCommand
 from .promise import Promise
 from .redirects import ASK, MOVED, ClusterRedirectError, Redirect, Redirects, follow_redirects
-from .slots import OPEN_BRACE, SLOT_COUNT, key_slot
-
-_SLOT_MASK = SLOT_COUNT - 1
+from .slots import OPEN_BRACE, SLOT_MASK, key_slot
 
 if TYPE_CHECKING:
     from .rediscluster import RedisCluster
@@ -219,7 +217,7 @@ class SlotMappingClient(_SlotRounds, MappingClient):  # type: ignore[misc]
         the plain case of ``SlotBuffer.add_to_run`` inlined: 1,000 random keys are ~1,000
         slots, so this is the per-command path)."""
         data = name.encode() if type(name) is str and self._plain_utf8 else self._key_bytes(name)
-        slot = crc_hqx(data, 0) & _SLOT_MASK if OPEN_BRACE not in data else key_slot(data)
+        slot = crc_hqx(data, 0) & SLOT_MASK if OPEN_BRACE not in data else key_slot(data)
         buffer: Any
         if self._replicas:
             buffer = self._slot_buffer(slot, True)

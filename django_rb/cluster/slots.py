@@ -18,6 +18,8 @@ from .errors import BadHostSetup
 
 #: How many slots a Redis Cluster has.
 SLOT_COUNT = 16384
+#: ``crc & SLOT_MASK`` is ``crc % SLOT_COUNT``
+SLOT_MASK = SLOT_COUNT - 1
 
 OPEN_BRACE = ord("{")  # ``int in bytes`` is a memchr; ``b"{" in bytes`` costs 8x more
 
@@ -31,7 +33,7 @@ def key_slot(key: bytes | bytearray | memoryview) -> int:
         end = key.find(b"}", start + 1)
         if end > start + 1:
             key = key[start + 1 : end]
-    return crc_hqx(key, 0) & (SLOT_COUNT - 1)
+    return crc_hqx(key, 0) & SLOT_MASK
 
 
 __all__ = ["SLOT_COUNT", "SlotMap", "key_slot", "node_name", "slot_map_queries"]

@@ -106,9 +106,14 @@ def as_limit(
     return Limit(key, parsed, cost, name)
 
 
+def _now_word(now: float | None) -> bytes:
+    """The script's "now": microseconds, or empty for the server's own clock (TIME)."""
+    return b"" if now is None else b"%d" % round(now * _US)
+
+
 def plan(limits: Sequence[Limit], prefix: str, router: Any, spend: bool, now: float | None) -> Plan:
     """Group limits by the node of their bucket; settle rates None and 0 without Redis."""
-    result = Plan(list(limits), spend, b"" if now is None else b"%d" % round(now * _US))
+    result = Plan(list(limits), spend, _now_word(now))
     # keys that may share one script call: one node's (rb-style), one slot's (Redis Cluster)
     group_of = getattr(router, "get_batch_for_key", None) or router.get_host_for_key
     by_host, names = result.by_host, result.names
@@ -185,9 +190,8 @@ def lone_call(limit: Limit, prefix: str, spend: bool, now: float | None) -> tupl
     rate = limit.rate
     if rate is None or rate.blocks_everything:
         return None
-    now_us = b"" if now is None else b"%d" % round(now * _US)
     mode = b"1" if spend else b"0"
-    return [f"{prefix}:{limit.key}"], [now_us, mode, *rate.script_words, b"%d" % limit.cost]
+    return [f"{prefix}:{limit.key}"], [_now_word(now), mode, *rate.script_words, b"%d" % limit.cost]
 
 
 def lone_decision(limit: Limit, promise: Promise) -> Decision:
